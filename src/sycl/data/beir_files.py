@@ -1,0 +1,131 @@
+"""Readers for the BEIR / MTEB layout: corpus.jsonl, queries.jsonl and qrels (.tsv or grouped .jsonl).
+
+Every reader validates as it goes and raises ``DataFormatError`` naming file, line and field.
+"""
+
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+from sycl.data.errors import DataFormatError
+
+Qrels = dict[str, dict[str, float]]
+"""query id -> {corpus id: graded score}"""
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, object) for each non-blank line of a JSON Lines file."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(path, "file not found")
+    with path.open(encoding="utf-8") as lines:
+        for line_number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise DataFormatError(
+                    path, f"not valid JSON ({error.msg} at column {error.colno})", line_number
+                ) from None
+            if not isinstance(record, dict):
+                raise DataFormatError(path, "each line must be a JSON object", line_number)
+            yield line_number, record
+
+
+def text_field(path: Path, line: int, record: dict, field: str, allow_empty: bool = False) -> str:
+    """The string value of ``record[field]``, with a clear error when it is missing, not text, or empty."""
+    if field not in record:
+        raise DataFormatError(path, "missing", line, field)
+    value = record[field]
+    if isinstance(value, int | float) and not isinstance(value, bool) and field == "_id":
+        value = str(value)
+    if not isinstance(value, str):
+        raise DataFormatError(path, f"must be a string, got {type(value).__name__}", line, field)
+    if not allow_empty and not value.strip():
+        raise DataFormatError(path, "is empty", line, field)
+    return value
+
+
+def read_queries(path: str | Path, keep_ids: set[str] | None = None) -> dict[str, str]:
+    """queries.jsonl -> {query id: text}; with ``keep_ids``, only those queries are kept."""
+    queries = {}
+    for line, record in iter_jsonl(path):
+        query_id = text_field(Path(path), line, record, "_id")
+        if keep_ids is not None and query_id not in keep_ids:
+            continue
+        queries[query_id] = text_field(Path(path), line, record, "text")
+    return queries
+
+
+def read_corpus(path: str | Path, keep_ids: set[str] | None = None) -> dict[str, str]:
+    """corpus.jsonl -> {corpus id: passage text}, the title (if any) prepended as "title. text".
+
+    With ``keep_ids`` only those passages are held in memory, so a training run reads a large corpus
+    in one streaming pass and keeps just the passages its qrels name.
+    """
+    corpus = {}
+    for line, record in iter_jsonl(path):
+        corpus_id = text_field(Path(path), line, record, "_id")
+        if keep_ids is not None and corpus_id not in keep_ids:
+            continue
+        text = text_field(Path(path), line, record, "text")
+        title = text_field(Path(path), line, record, "title", allow_empty=True) if "title" in record else ""
+        corpus[corpus_id] = f"{title.strip()}. {text}" if title.strip() else text
+    return corpus
+
+
+def read_qrels(path: str | Path) -> Qrels:
+    """Read graded relevance judgements into {query id: {corpus id: score}} (see ``iter_qrels``)."""
+    qrels: Qrels = {}
+    for _, query_id, corpus_id, score in iter_qrels(path):
+        qrels.setdefault(query_id, {})[corpus_id] = score
+    return qrels
+
+
+def iter_qrels(path: str | Path) -> Iterator[tuple[int, str, str, float]]:
+    """Yield (line, query id, corpus id, score) from a qrels file.
+
+    ``.tsv``: a header line, then ``query-id <tab> corpus-id <tab> score`` (the BEIR layout).
+    ``.jsonl``: one query per line, ``{"query-id": ..., "corpus-ids": [...], "scores": [...]}``, the
+    grouped form that mined negatives are written in.
+    """
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        for line, record in iter_jsonl(path):
+            query_id = text_field(path, line, record, "query-id")
+            corpus_ids, scores = record.get("corpus-ids"), record.get("scores")
+            if not isinstance(corpus_ids, list):
+                raise DataFormatError(path, "must be a list of corpus ids", line, "corpus-ids")
+            if not isinstance(scores, list) or len(scores) != len(corpus_ids):
+                raise DataFormatError(path, "must be a list of numbers as long as 'corpus-ids'", line, "scores")
+            for corpus_id, score in zip(corpus_ids, scores, strict=True):
+                yield line, query_id, str(corpus_id), parse_score(path, line, score, field="scores")
+        return
+    if not path.is_file():
+        raise DataFormatError(path, "file not found")
+    with path.open(encoding="utf-8") as handle:
+        header = handle.readline().rstrip("\n\r").split("\t")
+        if [h.strip() for h in header[:3]] != ["query-id", "corpus-id", "score"]:
+            raise DataFormatError(path, "the first line must be the header 'query-id<TAB>corpus-id<TAB>score'", 1)
+        for line_number, row in enumerate(handle, 2):
+            if not row.strip():
+                continue
+            columns = row.rstrip("\n\r").split("\t")
+            if len(columns) < 3:
+                raise DataFormatError(path, f"expected 3 tab-separated columns, got {len(columns)}", line_number)
+            query_id, corpus_id = columns[0].strip(), columns[1].strip()
+            if not query_id or not corpus_id:
+                raise DataFormatError(path, "is empty", line_number, "query-id" if not query_id else "corpus-id")
+            yield line_number, query_id, corpus_id, parse_score(path, line_number, columns[2])
+
+
+def parse_score(path: Path, line: int, value, field: str = "score") -> float:
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        raise DataFormatError(path, f"score must be a number, got {value!r}", line, field) from None
+    if not math.isfinite(score):
+        raise DataFormatError(path, f"score must be finite, got {value!r}", line, field)
+    return score

@@ -1,0 +1,103 @@
+"""The LightningDataModule: sources in, batches of graded groups out."""
+
+import logging
+
+from lightning import LightningDataModule
+from torch.utils.data import DataLoader
+
+from sycl.data.batching import EpochBatchSampler
+from sycl.data.collator import GroupCollator
+from sycl.data.dataset import GroupedQueryDataset
+from sycl.data.groups import GroupSampler
+from sycl.data.sources import SourceSpec, load_sources
+from sycl.models.tokenization import QueryPassageTokenizer
+
+log = logging.getLogger(__name__)
+
+
+class MultiLevelDataModule(LightningDataModule):
+    """Mixes training sources (synthetic multi-level lists, real positives, mined negatives) into groups.
+
+    ``sources`` and ``val_sources`` are lists of ``SourceSpec`` fields (see ``sycl.data.sources`` for
+    the filter, relabel and merge rules). ``tokenization`` comes from the model, so the DataLoader
+    workers tokenize with the model's prefixes and max lengths.
+    """
+
+    def __init__(
+        self,
+        sources: list[dict],
+        mode: str = "multilevel",
+        group_size: int = 4,
+        selection: str = "random",
+        positive_threshold: float = 1.0,
+        short_group_policy: str = "repeat",
+        on_conflict: str = "last",
+        batch_size: int = 16,
+        num_workers: int = 0,
+        seed: int = 0,
+        val_sources: list[dict] | None = None,
+        tokenization: QueryPassageTokenizer | None = None,
+    ):
+        super().__init__()
+        self.source_specs = [SourceSpec(**dict(spec)) for spec in sources]
+        self.val_source_specs = [SourceSpec(**dict(spec)) for spec in val_sources or []]
+        self.group_options = dict(
+            mode=mode, group_size=group_size, selection=selection, positive_threshold=positive_threshold, seed=seed
+        )
+        self.short_group_policy, self.on_conflict = short_group_policy, on_conflict
+        self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        self.tokenization = tokenization
+        self.train_dataset: GroupedQueryDataset | None = None
+        self.val_dataset: GroupedQueryDataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        """Read and check every source; any bad input fails here, before the first step."""
+        if self.train_dataset is None:
+            self.train_dataset = self._dataset(self.source_specs)
+            if len(self.train_dataset) < self.batch_size:
+                log.warning("only %d training queries for data.batch_size=%d", len(self.train_dataset), self.batch_size)
+        if self.val_dataset is None and self.val_source_specs:
+            self.val_dataset = self._dataset(self.val_source_specs)
+
+    def _dataset(self, specs: list[SourceSpec]) -> GroupedQueryDataset:
+        pool = load_sources(specs, on_conflict=self.on_conflict)
+        return GroupedQueryDataset(GroupSampler(pool, **self.group_options), self.short_group_policy)
+
+    def train_dataloader(self) -> DataLoader:
+        sampler = EpochBatchSampler(
+            len(self.train_dataset), self.batch_size, seed=self.seed, shuffle=True, drop_last=True, **self._shard()
+        )
+        sampler.skip_batches(self._batches_done_this_epoch())
+        return self._loader(self.train_dataset, sampler)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_dataset is None:
+            return []
+        sampler = EpochBatchSampler(
+            len(self.val_dataset), self.batch_size, seed=self.seed, shuffle=False, drop_last=False, **self._shard()
+        )
+        return self._loader(self.val_dataset, sampler)
+
+    def _loader(self, dataset: GroupedQueryDataset, sampler: EpochBatchSampler) -> DataLoader:
+        if self.tokenization is None:
+            raise ValueError("MultiLevelDataModule needs the model's tokenization (train.py passes it in)")
+        return DataLoader(
+            dataset,
+            batch_sampler=sampler,
+            collate_fn=GroupCollator(self.tokenization),
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def _shard(self) -> dict:
+        trainer = self.trainer
+        return {"num_replicas": trainer.world_size, "rank": trainer.global_rank} if trainer else {}
+
+    def _batches_done_this_epoch(self) -> int:
+        """Batches of the current epoch already trained on, when resuming from a mid-epoch checkpoint."""
+        trainer = self.trainer
+        if trainer is None or not trainer.fit_loop.restarting:
+            return 0
+        # "processed", not "completed": a checkpoint written in on_train_batch_end has processed the
+        # batch it was written after, and Lightning resumes with the next one.
+        return trainer.fit_loop.epoch_loop.batch_progress.current.processed

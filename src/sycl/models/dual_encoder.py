@@ -1,0 +1,203 @@
+"""A dual encoder over any Hugging Face ``AutoModel``: pooling, optional normalisation, dot-product scores."""
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoModel, AutoTokenizer
+
+from sycl.models.pooling import POOLING_MODES, pool
+from sycl.models.tokenization import QueryPassageTokenizer
+
+SETTINGS_FILE = "sycl_encoder.json"
+PASSAGE_ENCODER_DIR = "passage_encoder"
+
+
+@dataclass
+class EncoderSettings:
+    """Everything besides the weights that is needed to reproduce the embeddings; saved with every export."""
+
+    pooling: str = "mean"
+    normalize: bool = False
+    query_prefix: str = ""
+    passage_prefix: str = ""
+    query_max_length: int = 256
+    passage_max_length: int = 256
+    shared: bool = True
+
+    def __post_init__(self):
+        if self.pooling not in POOLING_MODES:
+            raise ValueError(f"model.pooling={self.pooling!r} is not one of {POOLING_MODES}")
+
+
+class DualEncoder(nn.Module):
+    """Encodes queries and passages into vectors whose dot product is the relevance score.
+
+    The query and passage towers are one shared transformer by default (``shared=True``) or two
+    copies of the same starting weights.
+    """
+
+    def __init__(
+        self,
+        query_model: nn.Module,
+        passage_model: nn.Module,
+        tokenizer,
+        settings: EncoderSettings,
+        name_or_path: str = "",
+    ):
+        super().__init__()
+        self.name_or_path = name_or_path
+        self.query_model = query_model
+        # Registering the shared tower twice would save its weights twice in checkpoints.
+        self.passage_model = None if settings.shared else passage_model
+        self.settings = settings
+        self.tokenization = QueryPassageTokenizer(
+            tokenizer,
+            query_max_length=settings.query_max_length,
+            passage_max_length=settings.passage_max_length,
+            query_prefix=settings.query_prefix,
+            passage_prefix=settings.passage_prefix,
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str,
+        pooling: str | None = None,
+        normalize: bool | None = None,
+        query_prefix: str | None = None,
+        passage_prefix: str | None = None,
+        query_max_length: int | None = None,
+        passage_max_length: int | None = None,
+        shared: bool | None = None,
+        attn_implementation: str | None = "sdpa",
+    ) -> "DualEncoder":
+        """Load from a hub id, a plain HF model folder, or a folder this class exported.
+
+        Arguments left as None take the value saved in an exported folder's ``sycl_encoder.json``,
+        else the ``EncoderSettings`` default, so an exported model needs no settings at all.
+        """
+        saved = read_saved_settings(name_or_path)
+        given = dict(
+            pooling=pooling,
+            normalize=normalize,
+            query_prefix=query_prefix,
+            passage_prefix=passage_prefix,
+            query_max_length=query_max_length,
+            passage_max_length=passage_max_length,
+            shared=shared,
+        )
+        settings = EncoderSettings(**{**saved, **{k: v for k, v in given.items() if v is not None}})
+        tokenizer = load_pretrained(AutoTokenizer, name_or_path)
+        query_model = load_pretrained(AutoModel, name_or_path, attn_implementation=attn_implementation)
+        passage_path = Path(name_or_path) / PASSAGE_ENCODER_DIR
+        if settings.shared:
+            passage_model = query_model
+        elif passage_path.is_dir():
+            passage_model = load_pretrained(AutoModel, str(passage_path), attn_implementation=attn_implementation)
+        else:
+            passage_model = load_pretrained(AutoModel, name_or_path, attn_implementation=attn_implementation)
+        return cls(query_model, passage_model, tokenizer, settings, name_or_path=name_or_path)
+
+    @property
+    def passage_tower(self) -> nn.Module:
+        return self.query_model if self.passage_model is None else self.passage_model
+
+    def encode_queries(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """input_ids, attention_mask: [N, L]. Returns [N, H]."""
+        return self._encode(self.query_model, input_ids, attention_mask)
+
+    def encode_passages(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """input_ids, attention_mask: [N, L]. Returns [N, H]."""
+        return self._encode(self.passage_tower, input_ids, attention_mask)
+
+    def _encode(self, model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        embeddings = pool(hidden, attention_mask, self.settings.pooling)
+        return F.normalize(embeddings, dim=-1) if self.settings.normalize else embeddings
+
+    def save_pretrained(self, path: str | os.PathLike) -> None:
+        """Write a folder that ``AutoModel.from_pretrained``, ``SentenceTransformer`` and this class all load.
+
+        With separate towers the root holds the query tower and ``passage_encoder/`` the passage tower,
+        each a complete model folder of its own.
+        """
+        path = Path(path)
+        write_model_folder(self.query_model, self.tokenization.tokenizer, self.settings, path)
+        if self.passage_model is not None:
+            write_model_folder(
+                self.passage_model, self.tokenization.tokenizer, self.settings, path / PASSAGE_ENCODER_DIR
+            )
+        (path / SETTINGS_FILE).write_text(json.dumps(asdict(self.settings), indent=2) + "\n")
+
+
+def read_saved_settings(name_or_path: str) -> dict:
+    """The settings saved in an exported folder, or {} for anything else."""
+    settings_file = Path(name_or_path) / SETTINGS_FILE
+    if not settings_file.is_file():
+        return {}
+    saved = json.loads(settings_file.read_text())
+    known = {f.name for f in fields(EncoderSettings)}
+    return {k: v for k, v in saved.items() if k in known}
+
+
+def load_pretrained(auto_class, name_or_path: str, **kwargs):
+    """``auto_class.from_pretrained`` with one readable error when the model is neither local nor reachable."""
+    try:
+        return auto_class.from_pretrained(name_or_path, **kwargs)
+    except OSError as error:
+        if Path(name_or_path).exists():
+            raise
+        raise OSError(
+            f"could not load model {name_or_path!r}: it is not a local folder and the Hugging Face hub could not "
+            f"provide it (offline, or no access). Download it on a machine with network access "
+            f"(`hf download {name_or_path}`) and point model.name_or_path at the local folder, or set HF_HOME to "
+            f"a cache that holds it. Cause: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+        ) from None
+
+
+def write_model_folder(model: nn.Module, tokenizer, settings: EncoderSettings, path: Path) -> None:
+    """Save one tower as an HF model folder plus the sentence-transformers module files."""
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    if settings.normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+        (path / "2_Normalize").mkdir(exist_ok=True)
+    write_json(path / "modules.json", modules)
+    (path / "1_Pooling").mkdir(exist_ok=True)
+    write_json(
+        path / "1_Pooling" / "config.json",
+        {
+            "word_embedding_dimension": model.config.hidden_size,
+            "pooling_mode_cls_token": settings.pooling == "cls",
+            "pooling_mode_mean_tokens": settings.pooling == "mean",
+            "pooling_mode_max_tokens": False,
+            "pooling_mode_mean_sqrt_len_tokens": False,
+            "pooling_mode_lasttoken": settings.pooling == "last",
+        },
+    )
+    write_json(
+        path / "sentence_bert_config.json",
+        {"max_seq_length": settings.passage_max_length, "do_lower_case": False},
+    )
+    write_json(
+        path / "config_sentence_transformers.json",
+        {
+            "prompts": {"query": settings.query_prefix, "document": settings.passage_prefix},
+            "default_prompt_name": None,
+            "similarity_fn_name": "cosine" if settings.normalize else "dot",
+        },
+    )
+
+
+def write_json(path: Path, content) -> None:
+    path.write_text(json.dumps(content, indent=2) + "\n")

@@ -1,0 +1,39 @@
+"""Turning query and passage texts into padded token batches, with the model's prefixes and limits."""
+
+from dataclasses import dataclass
+
+from transformers import PreTrainedTokenizerBase
+
+
+@dataclass
+class QueryPassageTokenizer:
+    """Tokenizes queries and passages with their own prefix and max length, padding to the batch's longest.
+
+    Kept separate from the encoder so DataLoader workers can tokenize without holding model weights.
+    """
+
+    tokenizer: PreTrainedTokenizerBase
+    query_max_length: int = 256
+    passage_max_length: int = 256
+    query_prefix: str = ""
+    passage_prefix: str = ""
+
+    def queries(self, texts: list[str]) -> dict:
+        """Returns input_ids / attention_mask tensors of shape [len(texts), longest <= query_max_length]."""
+        return self._tokenize([self.query_prefix + t for t in texts], self.query_max_length)
+
+    def passages(self, texts: list[str]) -> dict:
+        """Returns input_ids / attention_mask tensors of shape [len(texts), longest <= passage_max_length]."""
+        return self._tokenize([self.passage_prefix + t for t in texts], self.passage_max_length)
+
+    def _tokenize(self, texts: list[str], max_length: int) -> dict:
+        # Only ids and mask: every tower runs with zero token types, as sentence-transformers does for one segment.
+        encoded = self.tokenizer(
+            texts,
+            padding="longest",
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+            return_token_type_ids=False,
+        )
+        return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}

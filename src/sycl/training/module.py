@@ -1,0 +1,92 @@
+"""The LightningModule: a dual encoder trained on graded groups with in-batch negatives."""
+
+import time
+from dataclasses import asdict
+
+import torch
+from lightning import LightningModule
+from torch import nn
+
+from sycl.models.dual_encoder import DualEncoder
+from sycl.training.schedule import linear_warmup_decay, total_optimizer_steps
+
+
+class RetrieverModule(LightningModule):
+    """Scores every query against every passage of the (all-gathered) batch and applies ``loss``.
+
+    The loss is any module called as ``loss(scores [B, B*K], labels [B, K])``; Hydra builds it from
+    ``conf/loss/<name>.yaml``, so a new loss never touches this class.
+    """
+
+    def __init__(
+        self,
+        encoder: DualEncoder,
+        loss: nn.Module,
+        lr: float = 1e-5,
+        weight_decay: float = 0.01,
+        warmup_fraction: float = 0.05,
+        gather_across_devices: bool = True,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["encoder", "loss"])
+        self.encoder = encoder
+        self.loss = loss
+        # transformers 5 loads models in eval mode and Lightning keeps a module's mode: without this,
+        # dropout would stay off during training.
+        self.encoder.train()
+        self._step_started = 0.0
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns scores [B, B*K] and labels [B, K], B being the global batch when gathering across devices."""
+        queries = self.encoder.encode_queries(**batch["query"])  # [b, H]
+        passages = self.encoder.encode_passages(**batch["passages"])  # [b*K, H]
+        labels = batch["labels"]  # [b, K]
+        if self.hparams.gather_across_devices and self.trainer.world_size > 1:
+            queries, passages, labels = (self._gather(t) for t in (queries, passages, labels))
+        return queries @ passages.T, labels
+
+    def _gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        # sync_grads keeps the graph through the gather, so each device's passages get gradients from all queries.
+        gathered = self.all_gather(tensor, sync_grads=True)  # [world, b, ...]
+        return gathered.reshape(-1, *tensor.shape[1:])
+
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        self._step_started = time.perf_counter()
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        scores, labels = self(batch)
+        loss = self.loss(scores, labels)
+        self.log("train/loss", loss, prog_bar=True, batch_size=labels.shape[0])
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=labels.shape[0])
+        return loss
+
+    def on_train_batch_end(self, outputs, batch: dict, batch_idx: int) -> None:
+        elapsed = time.perf_counter() - self._step_started
+        queries = batch["labels"].shape[0] * self.trainer.world_size
+        self.log("train/queries_per_sec", queries / max(elapsed, 1e-9), batch_size=batch["labels"].shape[0])
+
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        scores, labels = self(batch)
+        loss = self.loss(scores, labels)
+        self.log("val/loss", loss, batch_size=labels.shape[0], sync_dist=True)
+        return loss
+
+    def configure_optimizers(self):
+        decay, no_decay = [], []
+        for parameter in self.parameters():
+            if parameter.requires_grad:
+                # Biases and norm weights are conventionally left out of weight decay (as in BERT fine-tuning).
+                (no_decay if parameter.ndim < 2 else decay).append(parameter)
+        optimizer = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.hparams.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.hparams.lr,
+        )
+        scheduler = linear_warmup_decay(optimizer, total_optimizer_steps(self.trainer), self.hparams.warmup_fraction)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # What eval needs to rebuild the encoder from a .ckpt alone.
+        checkpoint["sycl_encoder"] = {
+            "name_or_path": self.encoder.name_or_path,
+            "settings": asdict(self.encoder.settings),
+        }
