@@ -52,9 +52,14 @@ def tiny_model_path(tmp_path_factory, minilm_path) -> str:
 
 def compose_train_config(output_dir: Path, overrides: list[str]):
     """Compose conf/train.yaml as train.py would, with outputs in ``output_dir``."""
+    return compose_config("train", output_dir, overrides)
+
+
+def compose_config(name: str, output_dir: Path, overrides: list[str]):
+    """Compose conf/<name>.yaml as its entry point would, with outputs in ``output_dir``."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        cfg = compose(name, overrides=overrides, return_hydra_config=True)
         with open_dict(cfg):
             cfg.hydra.runtime.output_dir = str(output_dir)
         HydraConfig.instance().set_config(cfg)

@@ -17,8 +17,11 @@ def words(text: str) -> list[str]:
 
 
 def all_passages() -> dict[str, str]:
-    return {f"{part}/{pid}": text for part in ("synthetic", "real", "test")
-            for pid, text in read_corpus(DEMO / part / "corpus.jsonl").items()}
+    return {
+        f"{part}/{pid}": text
+        for part in ("synthetic", "real", "test")
+        for pid, text in read_corpus(DEMO / part / "corpus.jsonl").items()
+    }
 
 
 def test_synthetic_training_lists_have_one_passage_per_level():

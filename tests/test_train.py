@@ -1,5 +1,6 @@
 """The composed train.yaml runs real optimizer steps, exports a loadable model and resumes where it stopped."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def tiny_overrides(tiny_model_path: str, steps: int = 2) -> list[str]:
 
 
 @pytest.mark.parametrize("setting", [["loss=wasserstein"], BASELINE], ids=["wasserstein", "infonce"])
-def test_each_loss_trains_and_exports_a_loadable_model(tmp_path, tiny_model_path, setting):
+def test_each_loss_trains_and_exports_a_loadable_model(tmp_path, tiny_model_path, setting, capsys):
     cfg = compose_train_config(tmp_path, tiny_overrides(tiny_model_path, steps=3) + setting)
     initial = DualEncoder.from_pretrained(tiny_model_path).query_model.state_dict()
     metrics = train(cfg)
@@ -41,6 +42,13 @@ def test_each_loss_trains_and_exports_a_loadable_model(tmp_path, tiny_model_path
     assert trained.settings.query_max_length == 16  # the run's settings travel with the export
     assert SentenceTransformer(str(tmp_path / "model"), device="cpu").encode(["a query"]).shape == (1, 32)
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    # Train-then-test: both models on the demo test collection, side by side.
+    printed = capsys.readouterr().out
+    assert "| dataset | base NDCG@10 | trained NDCG@10 | difference |" in printed and "| demo |" in printed
+    trained = json.loads((tmp_path / "results.json").read_text())["demo"]["NDCG@10"]
+    base = json.loads((tmp_path / "results_base.json").read_text())["demo"]["NDCG@10"]
+    assert metrics["test/demo/NDCG@10"] == trained and trained != base
+    assert 0 <= metrics["val/ndcg@10"] <= 1
 
 
 class StopAfter(Callback):

@@ -136,28 +136,62 @@ class DualEncoder(nn.Module):
 
 
 def read_saved_settings(name_or_path: str) -> dict:
-    """The settings saved in an exported folder, or {} for anything else."""
-    settings_file = Path(name_or_path) / SETTINGS_FILE
-    if not settings_file.is_file():
+    """Settings saved with a local model folder, or {} for a hub id or a plain HF folder.
+
+    Our own ``sycl_encoder.json`` wins; otherwise a sentence-transformers folder's pooling,
+    normalisation, max length and query/document prompts are read from its module files, so a model
+    like all-MiniLM-L6-v2 is evaluated the way it was trained (mean pooling, normalised).
+    """
+    folder = Path(name_or_path)
+    if (folder / SETTINGS_FILE).is_file():
+        saved = json.loads((folder / SETTINGS_FILE).read_text())
+        known = {f.name for f in fields(EncoderSettings)}
+        return {k: v for k, v in saved.items() if k in known}
+    if not (folder / "modules.json").is_file():
         return {}
-    saved = json.loads(settings_file.read_text())
-    known = {f.name for f in fields(EncoderSettings)}
-    return {k: v for k, v in saved.items() if k in known}
+    modules = json.loads((folder / "modules.json").read_text())
+    settings: dict = {"normalize": any(m.get("type", "").endswith("Normalize") for m in modules)}
+    pooling_path = next((m["path"] for m in modules if m.get("type", "").endswith("Pooling")), None)
+    if pooling_path and (folder / pooling_path / "config.json").is_file():
+        pooling = json.loads((folder / pooling_path / "config.json").read_text())
+        mode = pooling.get("pooling_mode")
+        if pooling.get("pooling_mode_cls_token") or mode == "cls":
+            settings["pooling"] = "cls"
+        elif pooling.get("pooling_mode_lasttoken") or mode == "lasttoken":
+            settings["pooling"] = "last"
+        else:
+            settings["pooling"] = "mean"
+    if (folder / "sentence_bert_config.json").is_file():
+        max_length = json.loads((folder / "sentence_bert_config.json").read_text()).get("max_seq_length")
+        if max_length:
+            settings["query_max_length"] = settings["passage_max_length"] = int(max_length)
+    if (folder / "config_sentence_transformers.json").is_file():
+        prompts = json.loads((folder / "config_sentence_transformers.json").read_text()).get("prompts") or {}
+        settings["query_prefix"] = prompts.get("query", "")
+        settings["passage_prefix"] = prompts.get("document", prompts.get("passage", ""))
+    return settings
 
 
 def load_pretrained(auto_class, name_or_path: str, **kwargs):
     """``auto_class.from_pretrained`` with one readable error when the model is neither local nor reachable."""
     try:
         return auto_class.from_pretrained(name_or_path, **kwargs)
-    except OSError as error:
+    except (OSError, ValueError) as error:
         if Path(name_or_path).exists():
-            raise
+            raise OSError(
+                f"{name_or_path} is not a loadable model folder (it needs config.json, weights and tokenizer files "
+                f"as written by save_pretrained). Cause: {first_line(error)}"
+            ) from None
         raise OSError(
             f"could not load model {name_or_path!r}: it is not a local folder and the Hugging Face hub could not "
             f"provide it (offline, or no access). Download it on a machine with network access "
             f"(`hf download {name_or_path}`) and point model.name_or_path at the local folder, or set HF_HOME to "
-            f"a cache that holds it. Cause: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
+            f"a cache that holds it. Cause: {first_line(error)}"
         ) from None
+
+
+def first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def write_model_folder(model: nn.Module, tokenizer, settings: EncoderSettings, path: Path) -> None:

@@ -2,5 +2,6 @@
 
 from sycl.training.callbacks import ExportEncoder
 from sycl.training.module import RetrieverModule
+from sycl.training.validation import RetrievalValidation
 
-__all__ = ["ExportEncoder", "RetrieverModule"]
+__all__ = ["ExportEncoder", "RetrievalValidation", "RetrieverModule"]

@@ -7,6 +7,13 @@ import lightning
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from sycl.evaluation.benchmark import dataset_specs, evaluate_datasets
+from sycl.evaluation.evaluator import EvaluationSettings
+from sycl.evaluation.reports import comparison_table, write_results, write_text_atomically
+from sycl.evaluation.run import log_to_loggers
+from sycl.loggers import finish_wandb
+from sycl.models.dual_encoder import DualEncoder
+
 log = logging.getLogger(__name__)
 
 
@@ -25,19 +32,31 @@ def train(cfg: DictConfig) -> dict[str, float]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        export_dir = Path(cfg.paths.output_dir) / "model"
+        if trainer.is_global_zero and export_dir.is_dir():
+            print(f"Exported model: {export_dir}")
+            if cfg.get("benchmark"):
+                metrics.update(evaluate_trained_and_base(cfg, export_dir, loggers))
     finally:
         finish_wandb(loggers)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    export_dir = Path(cfg.paths.output_dir) / "model"
-    if trainer.is_global_zero and export_dir.is_dir():
-        log.info("trained encoder exported to %s", export_dir)
-        print(f"Exported model: {export_dir}")
     return metrics
 
 
-def finish_wandb(loggers: list) -> None:
-    """Close the W&B run so that each job of a multirun gets a run of its own."""
-    if any(type(logger).__name__ == "WandbLogger" for logger in loggers):
-        import wandb
-
-        wandb.finish()
+def evaluate_trained_and_base(cfg: DictConfig, export_dir: Path, loggers: list) -> dict[str, float]:
+    """Evaluate the exported model and the untrained base model on the test benchmark; print both."""
+    specs = dataset_specs(cfg.benchmark.datasets)
+    settings = EvaluationSettings(**OmegaConf.to_container(cfg.evaluation, resolve=True))
+    output_dir = Path(cfg.paths.output_dir)
+    trained, trained_runs = evaluate_datasets(
+        DualEncoder.from_pretrained(str(export_dir)), specs, settings, cfg.paths.beir_dir
+    )
+    base, base_runs = evaluate_datasets(instantiate(cfg.model), specs, settings, cfg.paths.beir_dir)
+    write_results(output_dir, trained, trained_runs)
+    write_results(output_dir, base, base_runs, prefix="results_base", tag="base")
+    table = comparison_table(base, trained)
+    write_text_atomically(output_dir / "comparison.md", table)
+    print("\nTest benchmark, base model vs trained:\n" + table)
+    log_to_loggers(loggers, trained, prefix="test")
+    log_to_loggers(loggers, base, prefix="test_base")
+    return {f"test/{d}/{m}": v for d, row in trained.items() for m, v in row.items()}

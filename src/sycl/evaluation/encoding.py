@@ -1,0 +1,54 @@
+"""Batch encoding of many texts: length-sorted batches, per-batch padding, optional bf16, progress bar."""
+
+import contextlib
+
+import torch
+from tqdm.auto import tqdm
+
+from sycl.models.dual_encoder import DualEncoder
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@torch.no_grad()
+def encode_texts(
+    encoder: DualEncoder,
+    texts: list[str],
+    kind: str,
+    batch_size: int = 64,
+    bf16: bool = False,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+) -> torch.Tensor:
+    """Embed ``texts`` as queries or passages (``kind``). Returns float32 [len(texts), H] on the CPU, in input order.
+
+    Texts are sorted by length so each batch pads only to its own longest text; on long-tailed corpora
+    this is most of the speed-up over fixed-order batching.
+    """
+    if kind not in ("query", "passage"):
+        raise ValueError(f"kind must be 'query' or 'passage', got {kind!r}")
+    device = resolve_device(device) if isinstance(device, str) else device
+    was_training = encoder.training
+    encoder.eval().to(device)
+    tokenize = encoder.tokenization.queries if kind == "query" else encoder.tokenization.passages
+    embed = encoder.encode_queries if kind == "query" else encoder.encode_passages
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    output: torch.Tensor | None = None
+    desc = "encode queries" if kind == "query" else "encode passages"
+    with tqdm(total=len(texts), desc=desc, unit="text", disable=not progress) as bar:
+        for start in range(0, len(order), batch_size):
+            batch_indices = order[start : start + batch_size]
+            batch = {k: v.to(device) for k, v in tokenize([texts[i] for i in batch_indices]).items()}
+            with autocast:
+                embeddings = embed(**batch).float().cpu()
+            if output is None:
+                output = torch.empty(len(texts), embeddings.shape[1])
+            output[torch.tensor(batch_indices)] = embeddings
+            bar.update(len(batch_indices))
+    encoder.train(was_training)
+    return output if output is not None else torch.empty(0, 0)

@@ -1,0 +1,51 @@
+"""The body of eval.py: load a model (folder, hub id or .ckpt), evaluate on a benchmark, write results."""
+
+import logging
+from pathlib import Path
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from sycl.evaluation.benchmark import dataset_specs, evaluate_datasets
+from sycl.evaluation.evaluator import EvaluationSettings
+from sycl.evaluation.reports import Results, results_table, write_results
+from sycl.loggers import finish_wandb
+from sycl.models.checkpoint import encoder_from_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(cfg: DictConfig) -> Results:
+    """Evaluate ``cfg.model`` (or ``cfg.ckpt_path``) on ``cfg.datasets``; write results to the run dir."""
+    specs = dataset_specs(cfg.datasets, cfg.split)
+    encoder = encoder_from_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else instantiate(cfg.model)
+    settings = EvaluationSettings(**OmegaConf.to_container(cfg.evaluation, resolve=True))
+    results, runs = evaluate_datasets(encoder, specs, settings, cfg.paths.beir_dir, cfg.get("download", True))
+    output_dir = Path(cfg.paths.output_dir)
+    write_results(output_dir, results, runs)
+    print(results_table(results))
+    print(f"Results: {output_dir / 'results.json'}")
+    if cfg.get("logger"):
+        loggers = [instantiate(c) for c in cfg.logger.values()]
+        try:
+            log_to_loggers(loggers, results, cfg)
+        finally:
+            finish_wandb(loggers)
+    return results
+
+
+def log_to_loggers(loggers: list, results: Results, cfg: DictConfig | None = None, prefix: str = "test") -> None:
+    """Log ``{prefix}/<dataset>/<metric>`` values, and the results table to W&B."""
+    flat = {f"{prefix}/{dataset}/{metric}": value for dataset, row in results.items() for metric, value in row.items()}
+    for logger in loggers:
+        if cfg is not None:
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_metrics(flat)
+        if hasattr(logger, "log_table"):
+            metrics = list(next(iter(results.values())))
+            logger.log_table(
+                key=f"{prefix}/results",
+                columns=["dataset", *metrics],
+                data=[[dataset, *row.values()] for dataset, row in results.items()],
+            )
+        logger.save()

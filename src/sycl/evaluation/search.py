@@ -1,0 +1,45 @@
+"""Exact (brute-force) inner-product search with bounded memory, and the same through faiss when installed."""
+
+import torch
+
+
+def exact_search(
+    queries: torch.Tensor,
+    corpus: torch.Tensor,
+    top_k: int,
+    corpus_chunk_size: int = 50_000,
+    query_chunk_size: int = 1024,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Top-k passages of every query by dot product.
+
+    queries: [Q, H]; corpus: [N, H]. Returns scores [Q, k] (descending) and corpus indices [Q, k], with
+    k = min(top_k, N). Scores are computed one (query chunk x corpus chunk) block at a time and merged
+    into a running top-k, so beyond the embeddings themselves memory stays below
+    query_chunk_size * (corpus_chunk_size + 2 * k) floats (about 200 MB at the defaults and k = 1000).
+    """
+    k = min(top_k, corpus.shape[0])
+    all_scores, all_indices = [], []
+    for q_start in range(0, queries.shape[0], query_chunk_size):
+        block = queries[q_start : q_start + query_chunk_size]
+        best_scores = torch.full((block.shape[0], 0), float("-inf"), dtype=block.dtype)
+        best_indices = torch.zeros((block.shape[0], 0), dtype=torch.long)
+        for c_start in range(0, corpus.shape[0], corpus_chunk_size):
+            scores = block @ corpus[c_start : c_start + corpus_chunk_size].T
+            chunk_scores, chunk_indices = scores.topk(min(k, scores.shape[1]), dim=1)
+            merged_scores = torch.cat([best_scores, chunk_scores], dim=1)
+            merged_indices = torch.cat([best_indices, chunk_indices + c_start], dim=1)
+            best_scores, position = merged_scores.topk(min(k, merged_scores.shape[1]), dim=1)
+            best_indices = merged_indices.gather(1, position)
+        all_scores.append(best_scores)
+        all_indices.append(best_indices)
+    return torch.cat(all_scores), torch.cat(all_indices)
+
+
+def faiss_search(queries: torch.Tensor, corpus: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same result through faiss ``IndexFlatIP`` (exact); needs ``pip install faiss-cpu``."""
+    import faiss
+
+    index = faiss.IndexFlatIP(corpus.shape[1])
+    index.add(corpus.float().contiguous().numpy())
+    scores, indices = index.search(queries.float().contiguous().numpy(), min(top_k, corpus.shape[0]))
+    return torch.from_numpy(scores), torch.from_numpy(indices).long()
