@@ -65,5 +65,6 @@ def compose_config(name: str, output_dir: Path, overrides: list[str]):
         HydraConfig.instance().set_config(cfg)
         with open_dict(cfg):
             cfg.paths.output_dir = str(output_dir)
+            cfg.paths.cache_dir = str(output_dir / "cache")  # never read or fill the checkout's cache
             del cfg.hydra
     return cfg

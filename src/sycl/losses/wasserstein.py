@@ -4,10 +4,10 @@ import math
 
 import torch
 
-from sycl.losses.base import GroupedScoresLoss, expand_group_labels
+from sycl.losses.base import GradedListLoss
 
 
-class WassersteinLoss(GroupedScoresLoss):
+class WassersteinLoss(GradedListLoss):
     """Squared 2-Wasserstein distance between Gaussians fitted to predicted and target lists.
 
     P = softmax(scores / temperature) row-wise and T = softmax(Y) row-wise, with Y the labels
@@ -23,21 +23,29 @@ class WassersteinLoss(GroupedScoresLoss):
 
     Surprising but faithful to the reference (``ws2`` in Esfandiarpoor et al., 2025, arXiv
     2503.23239): the distance compares the *set* of predicted lists with the *set* of target lists,
-    so it is invariant to permuting the queries of a batch.
+    so it is invariant to permuting the queries of a batch. The defaults reproduce the reference;
+    ``label_temperature``, ``in_batch_negatives`` and ``in_batch_weight`` are the options of
+    ``GradedListLoss``.
     """
 
-    def __init__(self, temperature: float = 1.0, eigenvalue_epsilon: float = 1e-15):
-        super().__init__()
-        self.temperature = temperature
+    def __init__(
+        self,
+        temperature: float = 1.0,
+        label_temperature: float = 1.0,
+        in_batch_negatives: str = "label0",
+        in_batch_weight: float = 1.0,
+        eigenvalue_epsilon: float = 1e-15,
+    ):
+        super().__init__(temperature, label_temperature, in_batch_negatives, in_batch_weight)
         # Added before the square root, as the reference does, so the gradient at a zero eigenvalue stays finite.
         self.eigenvalue_epsilon = eigenvalue_epsilon
 
     def compute(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        batch_size = scores.shape[0]
-        if batch_size < 2:
+        if scores.shape[0] < 2:
             raise ValueError("WassersteinLoss fits a covariance over the batch's queries and needs at least 2 queries")
-        predicted = torch.softmax(scores.double() / self.temperature, dim=1)
-        target = torch.softmax(expand_group_labels(labels.double(), scores.shape[1]), dim=1)
+        candidate_scores, candidate_labels, in_batch = self.candidates(scores.double(), labels.double())
+        predicted = torch.softmax(candidate_scores / self.temperature, dim=1)
+        target = self.target_distribution(candidate_labels, in_batch)
         return frechet_distance_of_rows(predicted, target, self.eigenvalue_epsilon).to(scores.dtype)
 
 
