@@ -4,13 +4,15 @@ import hydra
 from omegaconf import DictConfig
 
 import sycl.config  # noqa: F401  (registers the config resolvers)
+from sycl.experiments.failures import in_multirun, run_recording_failure
 from sycl.training.run import train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    metrics = train(cfg)
-    return metrics.get(cfg.get("optimized_metric") or "", None)
+    """Returns ``cfg.optimized_metric`` for sweepers; in a multirun a failing job is recorded, not fatal."""
+    metrics = run_recording_failure(lambda: train(cfg), cfg.paths.output_dir, continue_on_failure=in_multirun())
+    return None if metrics is None else metrics.get(cfg.get("optimized_metric"))
 
 
 if __name__ == "__main__":

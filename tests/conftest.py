@@ -55,8 +55,11 @@ def compose_train_config(output_dir: Path, overrides: list[str]):
     return compose_config("train", output_dir, overrides)
 
 
-def compose_config(name: str, output_dir: Path, overrides: list[str]):
-    """Compose conf/<name>.yaml as its entry point would, with outputs in ``output_dir``."""
+def compose_config(name: str, output_dir: Path, overrides: list[str], keep_hydra: bool = False):
+    """Compose conf/<name>.yaml as its entry point would, with outputs in ``output_dir``.
+
+    ``keep_hydra`` keeps the ``hydra`` node (sweeper settings) that a job's own config does not have.
+    """
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
         cfg = compose(name, overrides=overrides, return_hydra_config=True)
@@ -66,5 +69,6 @@ def compose_config(name: str, output_dir: Path, overrides: list[str]):
         with open_dict(cfg):
             cfg.paths.output_dir = str(output_dir)
             cfg.paths.cache_dir = str(output_dir / "cache")  # never read or fill the checkout's cache
-            del cfg.hydra
+            if not keep_hydra:
+                del cfg.hydra
     return cfg

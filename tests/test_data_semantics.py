@@ -161,3 +161,14 @@ def test_epoch_batches_are_seeded_sharded_and_resumable():
     sampler.skip_batches(3)
     assert list(sampler) == epoch_one[3:]
     assert list(sampler) == epoch_one  # the skip applies once
+
+
+def test_train_fraction_keeps_a_seeded_subset(tmp_path):
+    pool = load_sources([SourceSpec(**graded_source(tmp_path / "d", num_queries=20))])
+    subsets = []
+    for seed in (1, 1, 2):
+        dataset = GroupedQueryDataset(GroupSampler(pool, group_size=4))
+        dataset.keep_fraction(0.25, seed=seed)
+        subsets.append(dataset.query_ids)
+    assert len(subsets[0]) == 5 and subsets[0] == subsets[1] != subsets[2]
+    assert subsets[0] == sorted(subsets[0], key=pool.query_ids.index)

@@ -19,7 +19,8 @@ class MultiLevelDataModule(LightningDataModule):
     """Mixes training sources (synthetic multi-level lists, real positives, mined negatives) into groups.
 
     ``sources`` and ``val_sources`` are lists of ``SourceSpec`` fields (see ``sycl.data.sources`` for
-    the filter, relabel and merge rules). ``tokenization`` comes from the model, so the DataLoader
+    the filter, relabel and merge rules). ``train_fraction`` keeps a seeded subset of the training
+    queries (data-size ablations). ``tokenization`` comes from the model, so the DataLoader
     workers tokenize with the model's prefixes and max lengths.
     """
 
@@ -36,6 +37,7 @@ class MultiLevelDataModule(LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         val_sources: list[dict] | None = None,
+        train_fraction: float = 1.0,
         tokenization: QueryPassageTokenizer | None = None,
     ):
         super().__init__()
@@ -46,6 +48,9 @@ class MultiLevelDataModule(LightningDataModule):
         )
         self.short_group_policy, self.on_conflict = short_group_policy, on_conflict
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
+        if not 0.0 < train_fraction <= 1.0:
+            raise ValueError(f"data.train_fraction={train_fraction} must be in (0, 1]")
+        self.train_fraction = train_fraction
         self.tokenization = tokenization
         self.train_dataset: GroupedQueryDataset | None = None
         self.val_dataset: GroupedQueryDataset | None = None
@@ -54,6 +59,8 @@ class MultiLevelDataModule(LightningDataModule):
         """Read and check every source; any bad input fails here, before the first step."""
         if self.train_dataset is None:
             self.train_dataset = self._dataset(self.source_specs)
+            if self.train_fraction < 1.0:
+                self.train_dataset.keep_fraction(self.train_fraction, seed=self.seed)
             if len(self.train_dataset) < self.batch_size:
                 log.warning("only %d training queries for data.batch_size=%d", len(self.train_dataset), self.batch_size)
         if self.val_dataset is None and self.val_source_specs:

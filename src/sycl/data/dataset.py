@@ -1,6 +1,7 @@
 """A map-style dataset of one graded group per query, indexed by (query index, epoch)."""
 
 import logging
+import random
 
 from torch.utils.data import Dataset
 
@@ -42,6 +43,13 @@ class GroupedQueryDataset(Dataset):
             )
         if not self.query_ids:
             raise ValueError("no query is left to train on: every pool is shorter than data.group_size")
+
+    def keep_fraction(self, fraction: float, seed: int) -> None:
+        """Keep a seeded random subset of the queries, in their original order."""
+        count = max(1, round(fraction * len(self.query_ids)))
+        kept = set(random.Random(f"{seed}/train_fraction").sample(self.query_ids, count))
+        self.query_ids = [q for q in self.query_ids if q in kept]
+        log.info("training on %d of the queries (data.train_fraction=%s)", len(self.query_ids), fraction)
 
     def __len__(self) -> int:
         return len(self.query_ids)

@@ -1,0 +1,1 @@
+"""Experiments: failure-tolerant multiruns, reading runs back, comparison reports, per-query analysis."""
