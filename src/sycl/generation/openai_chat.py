@@ -1,0 +1,118 @@
+"""Chat completions from any OpenAI-compatible server (vLLM, TGI, Ollama, llama.cpp, OpenAI) over HTTP."""
+
+import asyncio
+import logging
+import os
+import random
+
+import httpx
+
+from sycl.generation.chat import Completion, ServerError
+
+RETRYABLE_STATUS = {408, 409, 429}
+# Statuses that mean the setup is wrong (URL, key, model name): every other request would get the same.
+FATAL_STATUS = {401, 403, 404}
+
+
+class OpenAIChat:
+    """POSTs ``{base_url}/chat/completions`` with ``concurrency`` requests in flight.
+
+    Connection errors, timeouts, 408/409/429 and 5xx are retried ``max_retries`` times with
+    exponential backoff and jitter (a server's ``Retry-After`` is honoured, up to ``max_backoff_s``).
+    The API key is read from the environment variable named ``api_key_env`` and kept only in the
+    request headers: it is in no config, log or output file. ``sampling`` goes into every request body
+    as is (temperature, top_p, max_tokens, seed, response_format, ...).
+    """
+
+    batch_size = 1
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str | None = "SYCL_API_KEY",
+        concurrency: int = 64,
+        timeout_s: float = 300.0,
+        connect_timeout_s: float = 10.0,
+        max_retries: int = 5,
+        initial_backoff_s: float = 1.0,
+        max_backoff_s: float = 60.0,
+        sampling: dict | None = None,
+    ):
+        if concurrency < 1:
+            raise ValueError(f"generator.concurrency must be >= 1, got {concurrency}")
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self.parallel = concurrency
+        self.max_retries = max_retries
+        self.initial_backoff_s, self.max_backoff_s = initial_backoff_s, max_backoff_s
+        self.sampling = dict(sampling or {})
+        self._timeout = httpx.Timeout(timeout_s, connect=connect_timeout_s)
+        api_key = os.environ.get(api_key_env, "") if api_key_env else ""
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client: httpx.AsyncClient | None = None
+        # httpx logs every request at INFO: millions of lines in a large run. Failures reach the report.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+
+    def __repr__(self) -> str:
+        return f"OpenAIChat(url={self.url!r}, model={self.model!r}, concurrency={self.parallel})"
+
+    async def complete(self, chats: list[list[dict]]) -> list[Completion]:
+        return [await self._request(chat) for chat in chats]
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _request(self, messages: list[dict]) -> Completion:
+        if self._client is None:  # created here so that it belongs to the running event loop
+            limits = httpx.Limits(max_connections=self.parallel, max_keepalive_connections=self.parallel)
+            self._client = httpx.AsyncClient(timeout=self._timeout, limits=limits, headers=self._headers)
+        body = {"model": self.model, "messages": messages, **self.sampling}
+        attempt = 0
+        while True:
+            retry_after = None
+            try:
+                response = await self._client.post(self.url, json=body)
+            except httpx.TransportError as error:
+                fatal = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
+                failure = (
+                    f"{'could not connect' if fatal else 'connection failed'} ({str(error) or type(error).__name__})"
+                )
+                retryable = True
+            else:
+                if response.status_code == 200:
+                    try:
+                        return read_completion(response.json(), server_retries=attempt)
+                    except (ValueError, KeyError, IndexError, TypeError) as error:
+                        failure, retryable, fatal = f"malformed response body ({error})", True, False
+                else:
+                    status = response.status_code
+                    failure = f"HTTP {status}: {response.text.strip()[:300]}"
+                    retryable, fatal = status in RETRYABLE_STATUS or status >= 500, status in FATAL_STATUS
+                    retry_after = response.headers.get("retry-after")
+            if not retryable or attempt == self.max_retries:
+                raise ServerError(f"{self.url}: {failure} (after {attempt + 1} attempts)", attempt + 1, fatal)
+            await asyncio.sleep(self._backoff(attempt, retry_after))
+            attempt += 1
+
+    def _backoff(self, attempt: int, retry_after: str | None) -> float:
+        """initial * 2^attempt with jitter (so that many clients do not retry in lockstep), capped."""
+        delay = self.initial_backoff_s * 2**attempt * random.uniform(0.5, 1.0)
+        if retry_after and retry_after.strip().isdigit():  # the HTTP-date form is rare: our own backoff then
+            delay = max(delay, float(retry_after))
+        return min(delay, self.max_backoff_s)
+
+
+def read_completion(payload: dict, server_retries: int) -> Completion:
+    """The first choice of a chat-completions response body."""
+    choice = payload["choices"][0]
+    usage = payload.get("usage") or {}
+    return Completion(
+        text=choice["message"].get("content") or "",
+        finish_reason=choice.get("finish_reason"),
+        prompt_tokens=usage.get("prompt_tokens"),
+        completion_tokens=usage.get("completion_tokens"),
+        server_retries=server_retries,
+    )

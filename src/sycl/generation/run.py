@@ -1,0 +1,101 @@
+"""One generation run from a composed config: the body of generate.py, importable by tests."""
+
+import json
+import logging
+from pathlib import Path
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from sycl.data.beir_files import iter_qrels, read_queries
+from sycl.data.errors import DataFormatError
+from sycl.generation.journal import Journal
+from sycl.generation.report import build_report, summary_lines
+from sycl.generation.scheduler import RunStats, Scheduler
+from sycl.generation.work import filled_slots, is_complete, iter_journal_passages, pending_units
+from sycl.generation.writer import write_atomically, write_beir
+
+log = logging.getLogger(__name__)
+
+
+def generate(cfg: DictConfig) -> dict:
+    """Generate the missing passages of every query, then write the BEIR folder and the report; returns the report."""
+    output_dir = Path(cfg.output_dir)
+    if cfg.samples_per_level < 1:
+        raise ValueError(f"samples_per_level must be >= 1, got {cfg.samples_per_level}")
+    queries = load_queries(cfg, output_dir)
+    prompt = instantiate(cfg.prompts)
+    consistency = instantiate(cfg.consistency)
+    fingerprint = {"model": cfg.generator.model, "prompts": OmegaConf.to_container(cfg.prompts, resolve=True)}
+    with Journal(output_dir / "journal.jsonl", fingerprint) as journal:
+        slots = filled_slots(iter_journal_passages(journal.iter_records(), queries))
+        complete_before = sum(is_complete(slots.get(q, set()), cfg.samples_per_level) for q in queries)
+        units = pending_units(queries, slots, cfg.samples_per_level, per_level=not prompt.answers_json)
+        log.info(
+            "%d of %d queries complete from earlier runs; %d requests to make",
+            complete_before,
+            len(queries),
+            len(units),
+        )
+        stats = RunStats()
+        if units:  # a finished job re-run loads no model and contacts no server
+            backend = instantiate(cfg.generator)
+            log.info("generating into %s with %r", output_dir, backend)
+            scheduler = Scheduler(
+                backend=backend,
+                prompt=prompt,
+                parser=instantiate(cfg.answers),
+                journal=journal,
+                queries=queries,
+                max_attempts=cfg.max_attempts,
+                max_consecutive_server_failures=cfg.max_consecutive_server_failures,
+                progress=cfg.progress,
+            )
+            stats = scheduler.run(units)
+
+        def passages():
+            """The journal's passages of the samples asked for (a journal may hold more from an earlier run)."""
+            for passage in iter_journal_passages(journal.iter_records(), queries):
+                if passage.sample < cfg.samples_per_level:
+                    yield passage
+
+        slots = filled_slots(passages())
+        complete = {q for q in queries if is_complete(slots.get(q, set()), cfg.samples_per_level)}
+        flagged = None
+        if consistency.enabled:
+            in_complete = (p for p in passages() if p.query_id in complete)
+            agreements = consistency.agreements(queries, in_complete)
+            flagged = {q: round(a, 3) for q, a in agreements.items() if a < consistency.min_agreement}
+        keep = complete - set(flagged or ()) if consistency.drop else complete
+        written = write_beir(output_dir, queries, passages(), keep, cfg.split)
+    report = build_report(
+        input_queries=len(queries),
+        complete_before=complete_before,
+        complete=len(complete),
+        stats=stats,
+        written=written,
+        flagged=flagged,
+        dropped=bool(consistency.enabled and consistency.drop),
+        setup={"model": cfg.generator.model, "prompt_mode": prompt.mode, "samples_per_level": cfg.samples_per_level},
+    )
+    write_atomically(output_dir / "report.json", [json.dumps(report, indent=2, ensure_ascii=False) + "\n"])
+    for line in summary_lines(report):
+        log.info(line)
+    log.info("wrote %s (corpus.jsonl, queries.jsonl, qrels/%s.tsv, report.json)", output_dir, cfg.split)
+    return report
+
+
+def load_queries(cfg: DictConfig, output_dir: Path) -> dict[str, str]:
+    """The queries to generate for: the file, optionally only those in a qrels file, optionally the first N."""
+    path = Path(cfg.queries)
+    if (output_dir / "queries.jsonl").resolve() == path.resolve():
+        raise ValueError(f"output_dir={output_dir} would overwrite the input queries={path}: choose another output_dir")
+    keep_ids = None
+    if cfg.queries_in_qrels:
+        keep_ids = {query_id for _, query_id, _, _ in iter_qrels(cfg.queries_in_qrels)}
+    queries = read_queries(path, keep_ids=keep_ids)
+    if cfg.max_queries is not None:
+        queries = dict(list(queries.items())[: cfg.max_queries])
+    if not queries:
+        raise DataFormatError(path, "no queries to generate for" + (f" in {cfg.queries_in_qrels}" if keep_ids else ""))
+    return queries
