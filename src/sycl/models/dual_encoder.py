@@ -51,6 +51,8 @@ class DualEncoder(nn.Module):
     ):
         super().__init__()
         self.name_or_path = name_or_path
+        for tower in (query_model, passage_model):
+            freeze_unused_pooler(tower)
         self.query_model = query_model
         # Registering the shared tower twice would save its weights twice in checkpoints.
         self.passage_model = None if settings.shared else passage_model
@@ -133,6 +135,17 @@ class DualEncoder(nn.Module):
                 self.passage_model, self.tokenization.tokenizer, self.settings, path / PASSAGE_ENCODER_DIR
             )
         (path / SETTINGS_FILE).write_text(json.dumps(asdict(self.settings), indent=2) + "\n")
+
+
+def freeze_unused_pooler(model: nn.Module) -> None:
+    """Stop training BERT-style pooler weights: embeddings come from last_hidden_state, never the pooler.
+
+    A trainable parameter that gets no gradient stalls DDP's gradient all-reduce (the bucket holding it
+    never completes) and fails the second step; frozen, DDP ignores it. It is still saved on export.
+    """
+    for name, parameter in model.named_parameters():
+        if name.startswith("pooler."):
+            parameter.requires_grad_(False)
 
 
 def read_saved_settings(name_or_path: str) -> dict:

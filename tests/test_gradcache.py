@@ -1,0 +1,95 @@
+"""GradCache's step equals the uncached step: same loss, same parameter gradients, for every loss."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from lightning import Trainer
+
+from sycl.data.collator import GroupCollator
+from sycl.models import DualEncoder
+from sycl.training import GradCacheRetrieverModule, RetrieverModule
+from sycl.training.gradcache import length_sorted_chunks
+from tests.conftest import CONF_DIR, compose_train_config
+
+LOSS_NAMES = sorted(path.stem for path in (Path(CONF_DIR) / "loss").glob("*.yaml"))
+
+
+def batch_of(encoder: DualEncoder, batch_size: int = 6, group_size: int = 3) -> dict:
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu"]
+    items = []
+    for i in range(batch_size):
+        passages = [" ".join(words[: 2 + (i * group_size + j) % 9]) + f" {i} {j}" for j in range(group_size)]
+        labels = [3.0] + [float((i + j) % 3) for j in range(1, group_size)]
+        items.append(
+            {"query_id": str(i), "query": " ".join(words[i % 5 : i % 5 + 3]), "passages": passages, "labels": labels}
+        )
+    return GroupCollator(encoder.tokenization)(items)
+
+
+def attached(module):
+    """A Trainer attached to the module, as in fit, so manual_backward works outside a training loop."""
+    trainer = Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.strategy.connect(module)
+    module.trainer = trainer
+    return module
+
+
+def gradients(module) -> dict[str, torch.Tensor]:
+    return {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_cached_step_equals_uncached_step_in_float64(name, tmp_path, tiny_model_path):
+    loss = instantiate(compose_train_config(tmp_path, [f"loss={name}", "temperature=0.5"]).loss)
+    encoder = DualEncoder.from_pretrained(tiny_model_path, query_max_length=16, passage_max_length=16).double()
+    batch = batch_of(encoder)
+
+    plain = attached(RetrieverModule(encoder, loss))
+    scores, labels = plain(batch)
+    expected_loss = loss(scores, labels)
+    expected_loss.backward()
+    expected = gradients(plain)
+    plain.zero_grad()
+
+    cached = attached(GradCacheRetrieverModule(encoder, loss, chunk_size=4))
+    cached_loss = cached.cached_backward(batch)
+    actual = gradients(cached)
+    assert cached_loss.item() == pytest.approx(expected_loss.item(), rel=1e-12, abs=1e-12)
+    assert actual.keys() == expected.keys() and len(actual) > 10
+    for parameter, value in expected.items():
+        torch.testing.assert_close(actual[parameter], value, rtol=1e-9, atol=1e-12, msg=parameter)
+
+
+def test_chunks_are_sorted_by_length_and_cut_to_their_longest():
+    mask = torch.tensor([[1, 1, 0, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [1, 1, 1, 1, 0]])
+    inputs = {"input_ids": torch.arange(20).reshape(4, 5), "attention_mask": mask}
+    chunks = length_sorted_chunks(inputs, chunk_size=2)
+    assert [rows.tolist() for rows, _ in chunks] == [[1, 3], [0, 2]]
+    assert [chunk["input_ids"].shape[1] for _, chunk in chunks] == [5, 2]
+
+
+def test_gradcache_module_trains_through_the_composed_config(tmp_path, tiny_model_path):
+    from sycl.training.run import train
+
+    overrides = [
+        f"model.name_or_path={tiny_model_path}",
+        "model.passage_max_length=32",
+        "+trainer.max_steps=2",
+        "trainer.max_epochs=1",
+        "logger=csv",
+        "data.batch_size=8",
+        "module=gradcache",
+        "module.chunk_size=4",
+        "trainer.gradient_clip_val=null",
+    ]
+    metrics = train(compose_train_config(tmp_path, overrides))
+    assert torch.isfinite(torch.tensor(metrics["train/loss"])) and (tmp_path / "model").is_dir()
