@@ -172,3 +172,19 @@ def test_train_fraction_keeps_a_seeded_subset(tmp_path):
         subsets.append(dataset.query_ids)
     assert len(subsets[0]) == 5 and subsets[0] == subsets[1] != subsets[2]
     assert subsets[0] == sorted(subsets[0], key=pool.query_ids.index)
+
+
+def test_length_bucketed_batches_are_seeded_and_group_similar_lengths():
+    lengths = [(i * 37) % 100 for i in range(64)]
+    sampler = EpochBatchSampler(64, 4, seed=5, lengths=lengths, bucket_batches=4)
+    batches = [[i for i, _ in batch] for batch in sampler]
+    assert sorted(i for batch in batches for i in batch) == list(range(64))  # every item once
+    assert batches == [
+        [i for i, _ in batch] for batch in EpochBatchSampler(64, 4, seed=5, lengths=lengths, bucket_batches=4)
+    ]
+    spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches) / len(batches)
+    random_batches = [[i for i, _ in batch] for batch in EpochBatchSampler(64, 4, seed=5)]
+    random_spread = sum(max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in random_batches) / len(batches)
+    assert spread < random_spread / 2
+    sampler.set_epoch(1)
+    assert [[i for i, _ in batch] for batch in sampler] != batches

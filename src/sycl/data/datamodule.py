@@ -20,8 +20,9 @@ class MultiLevelDataModule(LightningDataModule):
 
     ``sources`` and ``val_sources`` are lists of ``SourceSpec`` fields (see ``sycl.data.sources`` for
     the filter, relabel and merge rules). ``train_fraction`` keeps a seeded subset of the training
-    queries (data-size ablations). ``tokenization`` comes from the model, so the DataLoader
-    workers tokenize with the model's prefixes and max lengths.
+    queries (data-size ablations); ``length_bucketing`` batches queries of similar length together
+    (less padding, faster steps; it also changes which in-batch negatives meet). ``tokenization``
+    comes from the model, so the DataLoader workers tokenize with the model's prefixes and max lengths.
     """
 
     def __init__(
@@ -38,6 +39,7 @@ class MultiLevelDataModule(LightningDataModule):
         seed: int = 0,
         val_sources: list[dict] | None = None,
         train_fraction: float = 1.0,
+        length_bucketing: bool = False,
         tokenization: QueryPassageTokenizer | None = None,
     ):
         super().__init__()
@@ -50,7 +52,7 @@ class MultiLevelDataModule(LightningDataModule):
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         if not 0.0 < train_fraction <= 1.0:
             raise ValueError(f"data.train_fraction={train_fraction} must be in (0, 1]")
-        self.train_fraction = train_fraction
+        self.train_fraction, self.length_bucketing = train_fraction, length_bucketing
         self.tokenization = tokenization
         self.train_dataset: GroupedQueryDataset | None = None
         self.val_dataset: GroupedQueryDataset | None = None
@@ -71,8 +73,15 @@ class MultiLevelDataModule(LightningDataModule):
         return GroupedQueryDataset(GroupSampler(pool, **self.group_options), self.short_group_policy)
 
     def train_dataloader(self) -> DataLoader:
+        lengths = self.train_dataset.lengths() if self.length_bucketing else None
         sampler = EpochBatchSampler(
-            len(self.train_dataset), self.batch_size, seed=self.seed, shuffle=True, drop_last=True, **self._shard()
+            len(self.train_dataset),
+            self.batch_size,
+            seed=self.seed,
+            shuffle=True,
+            drop_last=True,
+            lengths=lengths,
+            **self._shard(),
         )
         sampler.skip_batches(self._batches_done_this_epoch())
         return self._loader(self.train_dataset, sampler)

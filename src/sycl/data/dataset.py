@@ -51,6 +51,15 @@ class GroupedQueryDataset(Dataset):
         self.query_ids = [q for q in self.query_ids if q in kept]
         log.info("training on %d of the queries (data.train_fraction=%s)", len(self.query_ids), fraction)
 
+    def lengths(self) -> list[int]:
+        """Characters of each query plus the mean of its candidate passages: the key of length bucketing."""
+        pool = self.sampler.pool
+        result = []
+        for query_id in self.query_ids:
+            texts = [pool.passage_texts[key] for owned in pool.candidates[query_id] for key, _ in owned]
+            result.append(len(pool.query_texts[query_id]) + sum(map(len, texts)) // max(1, len(texts)))
+        return result
+
     def __len__(self) -> int:
         return len(self.query_ids)
 
