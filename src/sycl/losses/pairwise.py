@@ -1,39 +1,50 @@
-"""Pairwise losses: RankNet and the NDCG-weighted LambdaLoss."""
+"""Pairwise losses: RankNet and the NDCG-weighted LambdaLoss.
+
+Only a query's own passages can outrank another candidate (in-batch negatives all have label 0), so
+pairs are formed as (own passage a, any candidate b) with label_a > label_b: tensors are [B, K, N],
+not [B, N, N], which keeps memory at O(B^2 K^2) instead of O(B^3 K^2) with in-batch negatives.
+"""
 
 import torch
 import torch.nn.functional as F
 
-from sycl.losses.base import GradedListLoss
+from sycl.losses.base import GradedListLoss, own_group_columns
 
 WEIGHTINGS = ("ndcg_loss2", "lambdarank")
 
 
-def ordered_pairs(labels: torch.Tensor) -> torch.Tensor:
-    """[B, N, N] bool: pair (a, b) of a query's candidates with label_a > label_b."""
-    return labels[:, :, None] > labels[:, None, :]
+class PairwiseLoss(GradedListLoss):
+    """Shared pair construction; subclasses weight the pairs."""
+
+    def pairs(self, scores: torch.Tensor, labels: torch.Tensor):
+        """Returns candidate scores [B, N], labels [B, N], in-batch mask [B, N], own-column index [B, K]
+        and the pair costs log(1 + exp(-(s_a - s_b) / temperature)) with their mask label_a > label_b, [B, K, N]."""
+        candidate_scores, candidate_labels, in_batch = self.candidates(scores, labels)
+        batch_size, group_size = labels.shape
+        if self.in_batch_negatives == "exclude":
+            own = torch.arange(group_size, device=scores.device).expand(batch_size, -1)
+        else:
+            own = own_group_columns(batch_size, group_size, scores.device)
+        own_scores, own_labels = candidate_scores.gather(1, own), candidate_labels.gather(1, own)
+        ordered = own_labels[:, :, None] > candidate_labels[:, None, :]
+        costs = F.softplus(-(own_scores[:, :, None] - candidate_scores[:, None, :]) / self.temperature)
+        return candidate_scores, candidate_labels, in_batch, own, costs, ordered
 
 
-def pairwise_logistic(scores: torch.Tensor, temperature: float) -> torch.Tensor:
-    """[B, N, N] log(1 + exp(-(s_a - s_b) / temperature)): the RankNet cost of ranking a above b."""
-    return F.softplus(-(scores[:, :, None] - scores[:, None, :]) / temperature)
-
-
-class RankNetLoss(GradedListLoss):
+class RankNetLoss(PairwiseLoss):
     """Pairwise logistic loss over every pair of candidates with different labels.
 
-    Burges et al., "Learning to Rank using Gradient Descent" (ICML 2005). A pair involving an in-batch
+    Burges et al., "Learning to Rank using Gradient Descent" (ICML 2005). A pair with an in-batch
     negative (label 0) is weighted by ``in_batch_weight``; the loss is the weighted mean over pairs.
     """
 
     def compute(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        candidate_scores, candidate_labels, in_batch = self.candidates(scores, labels)
-        weights = self.term_weights(in_batch, scores.dtype)
-        pair_weights = ordered_pairs(candidate_labels) * weights[:, :, None] * weights[:, None, :]
-        costs = pairwise_logistic(candidate_scores, self.temperature)
+        _, _, in_batch, _, costs, ordered = self.pairs(scores, labels)
+        pair_weights = ordered * self.term_weights(in_batch, scores.dtype)[:, None, :]
         return (costs * pair_weights).sum() / pair_weights.sum().clamp_min(1e-12)
 
 
-class LambdaLoss(GradedListLoss):
+class LambdaLoss(PairwiseLoss):
     """NDCG-weighted pairwise logistic loss from the LambdaLoss framework.
 
     Wang et al., "The LambdaLoss Framework for Metric-Driven Learning to Rank" (CIKM 2018). Each pair
@@ -58,26 +69,21 @@ class LambdaLoss(GradedListLoss):
         self.weighting = weighting
 
     def compute(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        candidate_scores, candidate_labels, in_batch = self.candidates(scores, labels)
+        candidate_scores, candidate_labels, in_batch, own, costs, ordered = self.pairs(scores, labels)
         with torch.no_grad():
             ranks = candidate_scores.argsort(dim=1, descending=True).argsort(dim=1).to(scores.dtype) + 1  # 1-based
             gains = 2.0**candidate_labels - 1.0
             positions = torch.arange(1, gains.shape[1] + 1, device=gains.device, dtype=gains.dtype)
             ideal_dcg = (gains.sort(dim=1, descending=True).values / torch.log2(1.0 + positions)).sum(1, keepdim=True)
             gains = gains / ideal_dcg.clamp_min(1e-12)
+            own_ranks, own_gains = ranks.gather(1, own), gains.gather(1, own)
             if self.weighting == "lambdarank":
-                discounts = 1.0 / torch.log2(1.0 + ranks)
-                delta = (discounts[:, :, None] - discounts[:, None, :]).abs()
+                delta = (
+                    1.0 / torch.log2(1.0 + own_ranks[:, :, None]) - 1.0 / torch.log2(1.0 + ranks[:, None, :])
+                ).abs()
             else:
-                distance = (ranks[:, :, None] - ranks[:, None, :]).abs()
+                distance = (own_ranks[:, :, None] - ranks[:, None, :]).abs()
                 delta = (1.0 / torch.log2(1.0 + distance.clamp_min(1.0)) - 1.0 / torch.log2(2.0 + distance)).abs()
             weights = self.term_weights(in_batch, scores.dtype)
-            pair_weights = (
-                ordered_pairs(candidate_labels)
-                * (gains[:, :, None] - gains[:, None, :]).abs()
-                * delta
-                * weights[:, :, None]
-                * weights[:, None, :]
-            )
-        costs = pairwise_logistic(candidate_scores, self.temperature) / torch.log(scores.new_tensor(2.0))
-        return (costs * pair_weights).sum() / scores.shape[0]
+            pair_weights = ordered * (own_gains[:, :, None] - gains[:, None, :]).abs() * delta * weights[:, None, :]
+        return (costs / torch.log(scores.new_tensor(2.0)) * pair_weights).sum() / scores.shape[0]
