@@ -9,8 +9,8 @@ from lightning import Trainer
 
 from sycl.data.collator import GroupCollator
 from sycl.models import DualEncoder
+from sycl.models.tokenization import length_sorted_chunks
 from sycl.training import GradCacheRetrieverModule, RetrieverModule
-from sycl.training.gradcache import length_sorted_chunks
 from tests.conftest import CONF_DIR, compose_train_config
 
 LOSS_NAMES = sorted(path.stem for path in (Path(CONF_DIR) / "loss").glob("*.yaml"))
@@ -93,3 +93,22 @@ def test_gradcache_module_trains_through_the_composed_config(tmp_path, tiny_mode
     ]
     metrics = train(compose_train_config(tmp_path, overrides))
     assert torch.isfinite(torch.tensor(metrics["train/loss"])) and (tmp_path / "model").is_dir()
+
+
+def test_chunked_passage_encoding_gives_the_same_scores_and_gradients(tiny_model_path):
+    encoder = DualEncoder.from_pretrained(tiny_model_path, query_max_length=16, passage_max_length=16).double()
+    batch = batch_of(encoder)
+    results = []
+    for chunk_size in (None, 5):
+        module = attached(
+            RetrieverModule(
+                encoder, instantiate({"_target_": "sycl.losses.InfoNCELoss"}), passage_chunk_size=chunk_size
+            )
+        )
+        scores, labels = module(batch)
+        module.loss(scores, labels).backward()
+        results.append((scores.detach(), gradients(module)))
+        module.zero_grad()
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-10, atol=1e-12)
+    for name, value in results[0][1].items():
+        torch.testing.assert_close(results[1][1][name], value, rtol=1e-9, atol=1e-12)

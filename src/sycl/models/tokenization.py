@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+import torch
 from transformers import PreTrainedTokenizerBase
 
 
@@ -37,3 +38,19 @@ class QueryPassageTokenizer:
             return_token_type_ids=False,
         )
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+
+def length_sorted_chunks(inputs: dict, chunk_size: int) -> list[tuple[torch.Tensor, dict]]:
+    """Split a padded batch into chunks of similar length, each cut to its own longest text.
+
+    inputs: input_ids / attention_mask [N, L]. Returns (row indices, chunk inputs [n, l <= L]) pairs.
+    Sorting by length first means short texts are not padded to the batch's longest.
+    """
+    lengths = inputs["attention_mask"].sum(dim=1)
+    order = lengths.argsort(descending=True)
+    chunks = []
+    for start in range(0, order.shape[0], chunk_size):
+        rows = order[start : start + chunk_size]
+        width = int(lengths[rows].max())
+        chunks.append((rows, {k: v[rows, :width] for k, v in inputs.items()}))
+    return chunks

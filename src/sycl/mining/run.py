@@ -1,0 +1,61 @@
+"""The body of mine.py: rank a dataset's corpus for its training queries, write the negatives."""
+
+import logging
+import random
+from pathlib import Path
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from sycl.data.beir_files import read_qrels, read_queries
+from sycl.data.errors import DataFormatError
+from sycl.evaluation.datasets import resolve_folder
+from sycl.mining.negatives import select_negatives
+from sycl.mining.writer import NegativesWriter
+
+log = logging.getLogger(__name__)
+
+
+def mine(cfg: DictConfig) -> dict:
+    """Mine negatives for every query of ``cfg.split``'s qrels; returns a summary of what was written.
+
+    The dataset is a BEIR-layout folder or a BEIR name (looked up in, or downloaded to, ``paths.beir_dir``).
+    Positives are the qrels pairs with score >= ``positive_min_score``; they never appear in the output.
+    """
+    folder = resolve_folder(str(cfg.dataset), cfg.paths.beir_dir, cfg.get("download", True))
+    qrels_path = folder / "qrels" / f"{cfg.split}.tsv"
+    qrels = read_qrels(qrels_path)
+    if not qrels:
+        raise DataFormatError(qrels_path, f"split {cfg.split!r} has no judgements")
+    query_ids = list(qrels)[: cfg.max_queries] if cfg.get("max_queries") else list(qrels)
+    queries = read_queries(folder / "queries.jsonl", keep_ids=set(query_ids))
+    missing = [q for q in query_ids if q not in queries]
+    if missing:
+        raise DataFormatError(
+            qrels_path, f"{len(missing)} query ids are not in queries.jsonl, e.g. {missing[0]!r}", field="query-id"
+        )
+    positives = {q: {d for d, score in qrels[q].items() if score >= cfg.positive_min_score} for q in query_ids}
+    miner = instantiate(cfg.miner, progress=cfg.progress)
+    output = Path(cfg.output) if cfg.get("output") else folder / "qrels" / f"{miner.name}_negatives.jsonl"
+    wanted = cfg.negatives_per_query
+    # queries_short: fewer negatives than negatives_per_query (a small corpus, or few term matches).
+    summary = dict(queries=len(query_ids), positives_retrieved=0, queries_without_negatives=0, queries_short=0)
+    with NegativesWriter(output) as writer:
+        for query_id, ranked in miner.rank(folder / "corpus.jsonl", {q: queries[q] for q in query_ids}, cfg.top_k):
+            # Seeded per query, not per run position: the same query gets the same sample whatever the order.
+            rng = random.Random(f"{cfg.seed}/{query_id}")
+            negatives = select_negatives(ranked, positives[query_id], wanted, rng)
+            summary["positives_retrieved"] += sum(1 for corpus_id, _ in ranked if corpus_id in positives[query_id])
+            if not negatives:
+                summary["queries_without_negatives"] += 1
+                continue
+            summary["queries_short"] += wanted is not None and len(negatives) < wanted
+            writer.write(query_id, negatives)
+    summary.update(output=str(output), queries_written=writer.queries, negatives=writer.negatives)
+    log.info("mined %s", summary)
+    if summary["queries_without_negatives"]:
+        log.warning(
+            "%d queries got no negative (no passage shares a term with them, or all hits were positives)",
+            summary["queries_without_negatives"],
+        )
+    return summary
