@@ -45,8 +45,9 @@ def main() -> None:
         "sentence_transformers_fp32": lambda: theirs.encode(texts, batch_size=args.batch_size),
     }
     if bf16:
-        candidates["sycl_bf16"] = lambda: encode_texts(ours, texts, "passage", args.batch_size, bf16=True,
-                                                       device="cpu", progress=False)
+        candidates["sycl_bf16"] = lambda: encode_texts(
+            ours, texts, "passage", args.batch_size, bf16=True, device="cpu", progress=False
+        )
     for function in candidates.values():  # warm-up
         function()
     seconds = {name: [] for name in candidates}

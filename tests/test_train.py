@@ -116,6 +116,10 @@ def test_minilm_trains_a_few_real_steps(tmp_path, setting):
         "data.batch_size=4",
         "model.passage_max_length=64",
         "model.query_max_length=16",
+        # Evaluation with MiniLM has its own test (test_evaluation.py): only the training path here.
+        "~benchmark",
+        "~callbacks.retrieval_validation",
+        "~callbacks.best_checkpoint",
     ] + setting
     metrics = train(compose_train_config(tmp_path, overrides))
     assert torch.isfinite(torch.tensor(metrics["train/loss"]))
