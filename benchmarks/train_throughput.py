@@ -1,0 +1,212 @@
+"""Training throughput (queries/s) of sycl's module against sentence-transformers' MNRL trainer.
+
+    python benchmarks/train_throughput.py [--steps 6] [--repeats 3] [--variants ...]
+
+Same model (bundled all-MiniLM-L6-v2), same data (the demo's synthetic lists: each query with its
+level-3 passage as positive and the other three as negatives), batch of 16 queries x 4 passages, max
+lengths 32 (queries) / 128 (passages), fp32, AdamW. The peer is sentence-transformers'
+SentenceTransformerTrainer with MultipleNegativesRankingLoss (anchor, positive, 3 negatives).
+Each variant runs in a fresh process (so peak memory is its own), variants alternate over
+--repeats rounds; throughput is 16 / median step time, the first step of every run excluded.
+Last line: ratio_vs_sentence_transformers: best sycl variant / sentence-transformers (higher is better).
+"""
+
+import argparse
+import json
+import multiprocessing
+import resource
+import statistics
+import tempfile
+import time
+
+BATCH, GROUP, QUERY_LENGTH, PASSAGE_LENGTH = 16, 4, 32, 128
+VARIANTS = {
+    "sycl_infonce": {"loss": "infonce"},
+    "sycl_wasserstein": {"loss": "wasserstein"},
+    "sycl_infonce_fast": {"loss": "infonce", "length_bucketing": True, "passage_chunk_size": 16},
+    "sycl_wasserstein_fast": {"loss": "wasserstein", "length_bucketing": True, "passage_chunk_size": 16},
+    "sentence_transformers_mnrl": {},
+}
+
+
+class StepTimes:
+    """Collects wall-clock seconds per optimizer step."""
+
+    def __init__(self):
+        self.seconds, self._start = [], 0.0
+
+    def start(self):
+        self._start = time.perf_counter()
+
+    def stop(self):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def demo_lists():
+    from sycl.config import repo_root
+    from sycl.data.beir_files import read_corpus, read_qrels, read_queries
+
+    folder = f"{repo_root()}/data/demo/synthetic"
+    queries, corpus = read_queries(f"{folder}/queries.jsonl"), read_corpus(f"{folder}/corpus.jsonl")
+    qrels = read_qrels(f"{folder}/qrels/train.tsv")
+    return [
+        (queries[q], [corpus[d] for d, _ in sorted(judged.items(), key=lambda x: -x[1])]) for q, judged in qrels.items()
+    ]
+
+
+def run_sycl(options: dict, steps: int) -> list[float]:
+    import lightning
+    from lightning import Callback, Trainer
+
+    from sycl.config import bundled_minilm_path, repo_root
+    from sycl.data.datamodule import MultiLevelDataModule
+    from sycl.losses import InfoNCELoss, WassersteinLoss
+    from sycl.models import DualEncoder
+    from sycl.training import RetrieverModule
+
+    lightning.seed_everything(0)
+    times = StepTimes()
+
+    class Timer(Callback):
+        def on_train_batch_start(self, *args):
+            times.start()
+
+        def on_train_batch_end(self, *args):
+            times.stop()
+
+    encoder = DualEncoder.from_pretrained(
+        bundled_minilm_path(), query_max_length=QUERY_LENGTH, passage_max_length=PASSAGE_LENGTH
+    )
+    loss = {"infonce": InfoNCELoss, "wasserstein": WassersteinLoss}[options["loss"]](temperature=0.05)
+    module = RetrieverModule(encoder, loss, lr=2e-5, passage_chunk_size=options.get("passage_chunk_size"))
+    folder = f"{repo_root()}/data/demo/synthetic"
+    source = {
+        "corpus": f"{folder}/corpus.jsonl",
+        "queries": f"{folder}/queries.jsonl",
+        "qrels": f"{folder}/qrels/train.tsv",
+    }
+    datamodule = MultiLevelDataModule(
+        [source],
+        group_size=GROUP,
+        batch_size=BATCH,
+        selection="most_relevant",
+        length_bucketing=options.get("length_bucketing", False),
+        tokenization=encoder.tokenization,
+    )
+    trainer = Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Timer()],
+        use_distributed_sampler=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+    )
+    trainer.fit(module, datamodule=datamodule)
+    return times.seconds
+
+
+def run_sentence_transformers(steps: int) -> list[float]:
+    from datasets import Dataset
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+        losses,
+    )
+    from transformers import TrainerCallback
+
+    from sycl.config import bundled_minilm_path
+
+    times = StepTimes()
+
+    class Timer(TrainerCallback):
+        def on_step_begin(self, *args, **kwargs):
+            times.start()
+
+        def on_step_end(self, *args, **kwargs):
+            times.stop()
+
+    lists = demo_lists()
+    columns = {"anchor": [q for q, _ in lists], "positive": [p[0] for _, p in lists]}
+    columns.update({f"negative_{i}": [p[i] for _, p in lists] for i in range(1, GROUP)})
+    model = SentenceTransformer(bundled_minilm_path(), device="cpu")
+    model.max_seq_length = PASSAGE_LENGTH
+    with tempfile.TemporaryDirectory() as output_dir:
+        arguments = SentenceTransformerTrainingArguments(
+            output_dir=output_dir,
+            per_device_train_batch_size=BATCH,
+            max_steps=steps,
+            learning_rate=2e-5,
+            report_to="none",
+            save_strategy="no",
+            logging_strategy="no",
+            dataloader_drop_last=True,
+            seed=0,
+            use_cpu=True,
+            disable_tqdm=True,
+        )
+        trainer = SentenceTransformerTrainer(
+            model=model,
+            args=arguments,
+            train_dataset=Dataset.from_dict(columns),
+            loss=losses.MultipleNegativesRankingLoss(model, scale=20.0),
+            callbacks=[Timer()],
+        )
+        trainer.train()
+    return times.seconds
+
+
+def one_run(name: str, steps: int, queue) -> None:
+    seconds = run_sentence_transformers(steps) if name.startswith("sentence") else run_sycl(VARIANTS[name], steps)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put(json.dumps({"seconds": seconds, "peak_mb": peak_mb}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    args = parser.parse_args()
+
+    context = multiprocessing.get_context("spawn")
+    step_times = {name: [] for name in args.variants}
+    peaks = {name: [] for name in args.variants}
+    for _ in range(args.repeats):
+        for name in args.variants:
+            queue = context.Queue()
+            process = context.Process(target=one_run, args=(name, args.steps, queue))
+            process.start()
+            process.join()
+            if process.exitcode != 0 or queue.empty():
+                raise SystemExit(f"variant {name} failed (exit code {process.exitcode}); its error is above")
+            result = json.loads(queue.get())
+            step_times[name] += result["seconds"][1:]  # the first step warms up
+            peaks[name].append(result["peak_mb"])
+    print(
+        f"batch {BATCH} queries x {GROUP} passages, max lengths {QUERY_LENGTH}/{PASSAGE_LENGTH}, fp32, "
+        f"{args.repeats} runs x {args.steps - 1} timed steps per variant"
+    )
+    print("| variant | queries/s (median) | min | max | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|")
+    rate = {}
+    for name in args.variants:
+        per_step = [BATCH / s for s in step_times[name]]
+        rate[name] = BATCH / statistics.median(step_times[name])
+        print(f"| {name} | {rate[name]:.2f} | {min(per_step):.2f} | {max(per_step):.2f} | {max(peaks[name]):.0f} |")
+    peer = rate.get("sentence_transformers_mnrl")
+    if peer:
+        for name in args.variants:
+            if name.startswith("sycl"):
+                print(f"{name} / sentence_transformers: {rate[name] / peer:.2f}")
+        best = max((r for n, r in rate.items() if n.startswith("sycl")), default=0.0)
+        print(f"ratio_vs_sentence_transformers: {best / peer:.2f}")
+
+
+if __name__ == "__main__":
+    main()
