@@ -21,8 +21,8 @@ def exact_search(
     all_scores, all_indices = [], []
     for q_start in range(0, queries.shape[0], query_chunk_size):
         block = queries[q_start : q_start + query_chunk_size]
-        best_scores = torch.full((block.shape[0], 0), float("-inf"), dtype=block.dtype)
-        best_indices = torch.zeros((block.shape[0], 0), dtype=torch.long)
+        best_scores = torch.full((block.shape[0], 0), float("-inf"), dtype=block.dtype, device=block.device)
+        best_indices = torch.zeros((block.shape[0], 0), dtype=torch.long, device=block.device)
         for c_start in range(0, corpus.shape[0], corpus_chunk_size):
             scores = block @ corpus[c_start : c_start + corpus_chunk_size].T
             chunk_scores, chunk_indices = scores.topk(min(k, scores.shape[1]), dim=1)

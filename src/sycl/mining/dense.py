@@ -20,8 +20,8 @@ class DenseMiner:
     """Exact top-k by dot product, the corpus read and encoded ``corpus_chunk_size`` passages at a time.
 
     Memory beyond the corpus ids: query embeddings [Q, H], one chunk's passage embeddings [C, H] and the
-    running top-k, [Q, k] scores and indices (12 bytes per entry: 6 GB for 500k queries at k=1000).
-    Search runs on the CPU, as in evaluation.
+    running top-k, [Q, k] scores and indices (12 bytes per entry: 6 GB for 500k queries at k=1000, about
+    three times that while a chunk is merged in). Search runs on the CPU, as in evaluation.
     """
 
     name = "dense"
