@@ -148,8 +148,13 @@ def test_eval_on_a_tiny_beir_folder_writes_results_json_md_and_run(tmp_path, tin
 
 @pytest.mark.slow
 def test_eval_py_end_to_end_on_the_demo_test_collection(tmp_path):
-    command = [sys.executable, "eval.py", f"hydra.run.dir={tmp_path}", "evaluation.progress=false",
-               f"paths.cache_dir={tmp_path}/cache"]
+    command = [
+        sys.executable,
+        "eval.py",
+        f"hydra.run.dir={tmp_path}",
+        "evaluation.progress=false",
+        f"paths.cache_dir={tmp_path}/cache",
+    ]
     finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-2000:]
     results = json.loads((tmp_path / "results.json").read_text())
