@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytrec_eval
 
-Run = dict[str, dict[str, float]]
+from sycl.evaluation.metrics import Run
 
 
 def read_trec_run(path: str | Path) -> Run:
