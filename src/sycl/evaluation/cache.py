@@ -9,13 +9,12 @@ file's bytes: change any of them and the cache misses.
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from sycl.files import atomic_writer
 from sycl.models.dual_encoder import DualEncoder
 
 log = logging.getLogger(__name__)
@@ -61,12 +60,5 @@ class EmbeddingCache:
         return stored["embeddings"]
 
     def save(self, key: str, ids: list[str], embeddings: torch.Tensor) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-        os.close(handle)
-        try:
-            torch.save({"ids": ids, "embeddings": embeddings}, temporary)
-            os.replace(temporary, self.directory / f"{key}.pt")  # readers never see a half-written file
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with atomic_writer(self.directory / f"{key}.pt", "wb") as handle:  # readers never see a half file
+            torch.save({"ids": ids, "embeddings": embeddings}, handle)

@@ -1,23 +1,14 @@
 """Results files a person reads: results.json, a markdown table with a mean row, TREC run files."""
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from sycl.evaluation.metrics import METRICS, Run
+from sycl.files import write_text_atomically
 
 TABLE_METRICS = ("NDCG@10", "MRR@10", "MAP@100", "Recall@100", "P@10")
 Results = dict[str, dict[str, float]]
 """dataset -> {metric: value}"""
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(handle, "w", encoding="utf-8") as file:
-        file.write(text)
-    os.replace(temporary, path)
 
 
 def mean_row(results: Results) -> dict[str, float]:

@@ -9,11 +9,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from sycl.data.beir_files import iter_qrels, read_queries
 from sycl.data.errors import DataFormatError
+from sycl.files import write_lines_atomically
 from sycl.generation.journal import Journal
 from sycl.generation.report import build_report, summary_lines
 from sycl.generation.scheduler import RunStats, Scheduler
 from sycl.generation.work import filled_slots, is_complete, iter_journal_passages, pending_units
-from sycl.generation.writer import write_atomically, write_beir
+from sycl.generation.writer import write_beir
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def generate(cfg: DictConfig) -> dict:
         dropped=bool(consistency.enabled and consistency.drop),
         setup={"model": cfg.generator.model, "prompt_mode": prompt.mode, "samples_per_level": cfg.samples_per_level},
     )
-    write_atomically(output_dir / "report.json", [json.dumps(report, indent=2, ensure_ascii=False) + "\n"])
+    write_lines_atomically(output_dir / "report.json", [json.dumps(report, indent=2, ensure_ascii=False) + "\n"])
     for line in summary_lines(report):
         log.info(line)
     log.info("wrote %s (corpus.jsonl, queries.jsonl, qrels/%s.tsv, report.json)", output_dir, cfg.split)

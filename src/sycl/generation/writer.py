@@ -10,11 +10,11 @@ each atomically, keeps every id the qrels name present at any moment.
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sycl.files import write_lines_atomically
 from sycl.generation.parsing import normalize_text, word_count
 from sycl.generation.work import JournalPassage
 
@@ -62,10 +62,10 @@ def write_beir(
                 written.duplicates_across_queries += 1
             judged[doc_id] = passage.level
 
-    write_atomically(output_dir / "corpus.jsonl", corpus_lines())
+    write_lines_atomically(output_dir / "corpus.jsonl", corpus_lines())
     kept_queries = [query_id for query_id in queries if query_id in keep]
     written.queries = len(kept_queries)
-    write_atomically(
+    write_lines_atomically(
         output_dir / "queries.jsonl",
         (json.dumps({"_id": q, "text": queries[q]}, ensure_ascii=False) + "\n" for q in kept_queries),
     )
@@ -74,16 +74,5 @@ def write_beir(
         for doc_id, level in sorted(qrels.get(query_id, {}).items(), key=lambda item: (-item[1], item[0])):
             rows.append(f"{query_id}\t{doc_id}\t{level}\n")
             written.qrels_per_level[level] = written.qrels_per_level.get(level, 0) + 1
-    write_atomically(output_dir / "qrels" / f"{split}.tsv", rows)
+    write_lines_atomically(output_dir / "qrels" / f"{split}.tsv", rows)
     return written
-
-
-def write_atomically(path: Path, lines: Iterable[str]) -> None:
-    """Write to a temporary file next to ``path``, sync it, then rename over ``path``: never a half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        handle.writelines(lines)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)

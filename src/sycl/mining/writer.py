@@ -8,10 +8,9 @@ keeping BM25 scores out of ``scores`` means they can never be trained on as labe
 """
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
+from sycl.files import atomic_writer
 from sycl.mining.negatives import Negative
 
 
@@ -26,14 +25,11 @@ class NegativesWriter:
         self.path = Path(path)
         self.queries = 0
         self.negatives = 0
+        self._writer = atomic_writer(self.path)
         self._handle = None
-        self._temporary: str | None = None
 
     def __enter__(self) -> "NegativesWriter":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        prefix = f".{self.path.name}."
-        descriptor, self._temporary = tempfile.mkstemp(dir=self.path.parent, prefix=prefix, suffix=".tmp")
-        self._handle = os.fdopen(descriptor, "w", encoding="utf-8")
+        self._handle = self._writer.__enter__()
         return self
 
     def write(self, query_id: str, negatives: list[Negative]) -> None:
@@ -50,12 +46,4 @@ class NegativesWriter:
         self.negatives += len(negatives)
 
     def __exit__(self, error_type, error, traceback) -> None:
-        self._handle.close()
-        if error_type is None:
-            # mkstemp creates the file readable by its owner only; give it the permissions open() would.
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(self._temporary, 0o666 & ~umask)
-            os.replace(self._temporary, self.path)
-        else:
-            Path(self._temporary).unlink(missing_ok=True)
+        self._writer.__exit__(error_type, error, traceback)

@@ -9,8 +9,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from sycl.evaluation.benchmark import dataset_specs, evaluate_datasets
 from sycl.evaluation.evaluator import EvaluationSettings
-from sycl.evaluation.reports import comparison_table, write_results, write_text_atomically
+from sycl.evaluation.reports import comparison_table, write_results
 from sycl.evaluation.run import log_to_loggers
+from sycl.files import write_text_atomically
 from sycl.loggers import finish_wandb
 from sycl.models.dual_encoder import DualEncoder
 
