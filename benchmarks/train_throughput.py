@@ -4,11 +4,15 @@
 
 Same model (bundled all-MiniLM-L6-v2), same data (the demo's synthetic lists: each query with its
 level-3 passage as positive and the other three as negatives), batch of 16 queries x 4 passages, max
-lengths 32 (queries) / 128 (passages), fp32, AdamW. The peer is sentence-transformers'
-SentenceTransformerTrainer with MultipleNegativesRankingLoss (anchor, positive, 3 negatives).
+lengths 32 (queries) / 128 (passages), AdamW. The peer is sentence-transformers'
+SentenceTransformerTrainer with MultipleNegativesRankingLoss (anchor, positive, 3 negatives), in fp32
+and, where the CPU has bf16, with bf16 autocast.
+Variants: "fast" = length-bucketed batches + passages encoded in length-sorted chunks of 16;
+"compiled" = fast + torch.compile of the encoder; "workers" = fast + tokenization in 1 DataLoader worker.
 Each variant runs in a fresh process (so peak memory is its own), variants alternate over
---repeats rounds; throughput is 16 / median step time, the first step of every run excluded.
-Last line: ratio_vs_sentence_transformers: best sycl variant / sentence-transformers (higher is better).
+--repeats rounds; throughput is 16 / median step time, warm-up steps excluded (1, or 3 when compiling).
+Last lines: each sycl variant / the peer at the same precision, then
+ratio_vs_sentence_transformers: best fp32 sycl variant / fp32 sentence-transformers (higher is better).
 """
 
 import argparse
@@ -19,14 +23,22 @@ import statistics
 import tempfile
 import time
 
+import torch
+
 BATCH, GROUP, QUERY_LENGTH, PASSAGE_LENGTH = 16, 4, 32, 128
+FAST = {"length_bucketing": True, "passage_chunk_size": 16}
 VARIANTS = {
     "sycl_infonce": {"loss": "infonce"},
     "sycl_wasserstein": {"loss": "wasserstein"},
-    "sycl_infonce_fast": {"loss": "infonce", "length_bucketing": True, "passage_chunk_size": 16},
-    "sycl_wasserstein_fast": {"loss": "wasserstein", "length_bucketing": True, "passage_chunk_size": 16},
+    "sycl_infonce_fast": {"loss": "infonce", **FAST},
+    "sycl_wasserstein_fast": {"loss": "wasserstein", **FAST},
+    "sycl_wasserstein_fast_workers": {"loss": "wasserstein", **FAST, "num_workers": 1},
+    "sycl_wasserstein_fast_compiled": {"loss": "wasserstein", **FAST, "compile": True, "warmup_steps": 3},
     "sentence_transformers_mnrl": {},
+    "sycl_wasserstein_fast_bf16": {"loss": "wasserstein", **FAST, "precision": "bf16"},
+    "sentence_transformers_mnrl_bf16": {"precision": "bf16"},
 }
+PEER = "sentence_transformers_mnrl"
 
 
 class StepTimes:
@@ -78,7 +90,13 @@ def run_sycl(options: dict, steps: int) -> list[float]:
         bundled_minilm_path(), query_max_length=QUERY_LENGTH, passage_max_length=PASSAGE_LENGTH
     )
     loss = {"infonce": InfoNCELoss, "wasserstein": WassersteinLoss}[options["loss"]](temperature=0.05)
-    module = RetrieverModule(encoder, loss, lr=2e-5, passage_chunk_size=options.get("passage_chunk_size"))
+    module = RetrieverModule(
+        encoder,
+        loss,
+        lr=2e-5,
+        passage_chunk_size=options.get("passage_chunk_size"),
+        compile=options.get("compile", False),
+    )
     folder = f"{repo_root()}/data/demo/synthetic"
     source = {
         "corpus": f"{folder}/corpus.jsonl",
@@ -91,11 +109,13 @@ def run_sycl(options: dict, steps: int) -> list[float]:
         batch_size=BATCH,
         selection="most_relevant",
         length_bucketing=options.get("length_bucketing", False),
+        num_workers=options.get("num_workers", 0),
         tokenization=encoder.tokenization,
     )
     trainer = Trainer(
         accelerator="cpu",
         devices=1,
+        precision="bf16-mixed" if options.get("precision") == "bf16" else "32-true",
         max_steps=steps,
         logger=False,
         enable_checkpointing=False,
@@ -110,7 +130,7 @@ def run_sycl(options: dict, steps: int) -> list[float]:
     return times.seconds
 
 
-def run_sentence_transformers(steps: int) -> list[float]:
+def run_sentence_transformers(options: dict, steps: int) -> list[float]:
     from datasets import Dataset
     from sentence_transformers import (
         SentenceTransformer,
@@ -148,6 +168,7 @@ def run_sentence_transformers(steps: int) -> list[float]:
             dataloader_drop_last=True,
             seed=0,
             use_cpu=True,
+            bf16=options.get("precision") == "bf16",
             disable_tqdm=True,
         )
         trainer = SentenceTransformerTrainer(
@@ -162,7 +183,8 @@ def run_sentence_transformers(steps: int) -> list[float]:
 
 
 def one_run(name: str, steps: int, queue) -> None:
-    seconds = run_sentence_transformers(steps) if name.startswith("sentence") else run_sycl(VARIANTS[name], steps)
+    run = run_sentence_transformers if name.startswith("sentence") else run_sycl
+    seconds = run(VARIANTS[name], steps + VARIANTS[name].get("warmup_steps", 1) - 1)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put(json.dumps({"seconds": seconds, "peak_mb": peak_mb}))
 
@@ -186,11 +208,11 @@ def main() -> None:
             if process.exitcode != 0 or queue.empty():
                 raise SystemExit(f"variant {name} failed (exit code {process.exitcode}); its error is above")
             result = json.loads(queue.get())
-            step_times[name] += result["seconds"][1:]  # the first step warms up
+            step_times[name] += result["seconds"][VARIANTS[name].get("warmup_steps", 1) :]
             peaks[name].append(result["peak_mb"])
     print(
-        f"batch {BATCH} queries x {GROUP} passages, max lengths {QUERY_LENGTH}/{PASSAGE_LENGTH}, fp32, "
-        f"{args.repeats} runs x {args.steps - 1} timed steps per variant"
+        f"batch {BATCH} queries x {GROUP} passages, max lengths {QUERY_LENGTH}/{PASSAGE_LENGTH}, "
+        f"{torch.get_num_threads()} threads, {args.repeats} runs x {args.steps - 1} timed steps per variant"
     )
     print("| variant | queries/s (median) | min | max | peak RSS MB |")
     print("|---|---:|---:|---:|---:|")
@@ -199,13 +221,13 @@ def main() -> None:
         per_step = [BATCH / s for s in step_times[name]]
         rate[name] = BATCH / statistics.median(step_times[name])
         print(f"| {name} | {rate[name]:.2f} | {min(per_step):.2f} | {max(per_step):.2f} | {max(peaks[name]):.0f} |")
-    peer = rate.get("sentence_transformers_mnrl")
-    if peer:
-        for name in args.variants:
-            if name.startswith("sycl"):
-                print(f"{name} / sentence_transformers: {rate[name] / peer:.2f}")
-        best = max((r for n, r in rate.items() if n.startswith("sycl")), default=0.0)
-        print(f"ratio_vs_sentence_transformers: {best / peer:.2f}")
+    for name in args.variants:
+        peer = PEER + ("_bf16" if VARIANTS[name].get("precision") == "bf16" else "")
+        if name.startswith("sycl") and peer in rate:
+            print(f"{name} / {peer}: {rate[name] / rate[peer]:.2f}")
+    fp32 = [rate[n] for n in args.variants if n.startswith("sycl") and VARIANTS[n].get("precision") != "bf16"]
+    if PEER in rate and fp32:
+        print(f"ratio_vs_sentence_transformers: {max(fp32) / rate[PEER]:.2f}")
 
 
 if __name__ == "__main__":

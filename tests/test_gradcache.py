@@ -112,3 +112,29 @@ def test_chunked_passage_encoding_gives_the_same_scores_and_gradients(tiny_model
     torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-10, atol=1e-12)
     for name, value in results[0][1].items():
         torch.testing.assert_close(results[1][1][name], value, rtol=1e-9, atol=1e-12)
+
+
+def test_compiled_towers_give_the_same_scores_gradients_and_parameter_names(tiny_model_path):
+    graphs = []
+
+    def recording_backend(graph_module, example_inputs):  # a torch.compile backend that runs the traced graph
+        graphs.append(graph_module)
+        return graph_module.forward
+
+    results = []
+    for compile_option in (False, {"backend": recording_backend}):
+        torch.manual_seed(0)
+        encoder = DualEncoder.from_pretrained(tiny_model_path, query_max_length=16, passage_max_length=16)
+        module = attached(
+            RetrieverModule(encoder, instantiate({"_target_": "sycl.losses.InfoNCELoss"}), compile=compile_option)
+        )
+        module.configure_model()
+        module.eval()  # no dropout: both runs must see the same function
+        scores, labels = module(batch_of(encoder))
+        module.loss(scores, labels).backward()
+        results.append((scores.detach(), gradients(module), list(module.state_dict())))
+    assert graphs, "the compile backend never ran: the towers were not compiled"
+    assert results[1][2] == results[0][2]  # checkpoints and exports keep their keys
+    torch.testing.assert_close(results[1][0], results[0][0])
+    for name, value in results[0][1].items():
+        torch.testing.assert_close(results[1][1][name], value)

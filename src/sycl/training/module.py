@@ -28,6 +28,7 @@ class RetrieverModule(LightningModule):
         warmup_fraction: float = 0.05,
         gather_across_devices: bool = True,
         passage_chunk_size: int | None = None,
+        compile: bool | dict = False,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["encoder", "loss"])
@@ -37,6 +38,20 @@ class RetrieverModule(LightningModule):
         # dropout would stay off during training.
         self.encoder.train()
         self._step_started = 0.0
+
+    def configure_model(self) -> None:
+        """With ``compile`` (True, or a dict of ``torch.compile`` options), compile each transformer tower.
+
+        ``nn.Module.compile`` compiles in place, so parameter names, checkpoints and the exported folder stay
+        as without it. Shapes vary from batch to batch (dynamic padding), hence ``dynamic=True`` by default.
+        """
+        if not self.hparams.compile:
+            return
+        options = {"dynamic": True, **(self.hparams.compile if isinstance(self.hparams.compile, dict) else {})}
+        for tower in {id(t): t for t in (self.encoder.query_model, self.encoder.passage_tower)}.values():
+            if not getattr(tower, "_sycl_compiled", False):  # configure_model runs again on fit after validate
+                tower.compile(**options)
+                tower._sycl_compiled = True
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns scores [B, B*K] and labels [B, K], B being the global batch when gathering across devices."""
