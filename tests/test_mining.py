@@ -170,8 +170,12 @@ def test_the_output_appears_only_when_mining_finished(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # readable like any file open() creates
 
 
-def test_the_streaming_corpus_reader_gives_the_texts_training_reads():
-    assert dict(iter_corpus(DEMO_REAL / "corpus.jsonl")) == read_corpus(DEMO_REAL / "corpus.jsonl")
+def test_the_streaming_corpus_reader_chunks_in_file_order_and_keeps_only_the_named_ids():
+    corpus = read_corpus(DEMO_REAL / "corpus.jsonl")
+    first_ids = [json.loads(line)["_id"] for line in (DEMO_REAL / "corpus.jsonl").read_text().splitlines()[:3]]
+    assert [corpus_id for corpus_id, _ in iter_corpus(DEMO_REAL / "corpus.jsonl")][:3] == first_ids
+    kept = set(first_ids[1:])
+    assert read_corpus(DEMO_REAL / "corpus.jsonl", keep_ids=kept) == {i: corpus[i] for i in kept}
     chunks = list(iter_corpus_chunks(DEMO_REAL / "corpus.jsonl", 100))
     assert [len(ids) for ids, _ in chunks] == [100, 100, 100, 80]
 

@@ -65,15 +65,20 @@ def read_corpus(path: str | Path, keep_ids: set[str] | None = None) -> dict[str,
     With ``keep_ids`` only those passages are held in memory, so a training run reads a large corpus
     in one streaming pass and keeps just the passages its qrels name.
     """
-    corpus = {}
+    return dict(iter_corpus(path, keep_ids))
+
+
+def iter_corpus(path: str | Path, keep_ids: set[str] | None = None) -> Iterator[tuple[str, str]]:
+    """Yield (corpus id, text) in file order, one passage at a time (MS MARCO's 8.8M texts never sit in
+    memory together); with ``keep_ids``, only those passages. Malformed lines raise ``DataFormatError``."""
+    path = Path(path)
     for line, record in iter_jsonl(path):
-        corpus_id = text_field(Path(path), line, record, "_id")
+        corpus_id = text_field(path, line, record, "_id")
         if keep_ids is not None and corpus_id not in keep_ids:
             continue
-        text = text_field(Path(path), line, record, "text")
-        title = text_field(Path(path), line, record, "title", allow_empty=True) if "title" in record else ""
-        corpus[corpus_id] = f"{title.strip()}. {text}" if title.strip() else text
-    return corpus
+        text = text_field(path, line, record, "text")
+        title = text_field(path, line, record, "title", allow_empty=True) if "title" in record else ""
+        yield corpus_id, f"{title.strip()}. {text}" if title.strip() else text
 
 
 def read_qrels(path: str | Path) -> Qrels:

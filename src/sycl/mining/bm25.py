@@ -9,7 +9,7 @@ import bm25s
 import numpy as np
 from tqdm.auto import tqdm
 
-from sycl.mining.corpus import iter_corpus
+from sycl.data.beir_files import iter_corpus
 from sycl.mining.negatives import Hit
 
 log = logging.getLogger(__name__)
