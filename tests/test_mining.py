@@ -73,7 +73,7 @@ def test_bm25_mining_equals_a_direct_bm25s_call_minus_positives_and_non_matches(
     cfg = mine_config(
         tmp_path,
         [f"dataset={tiny_dataset}", f"top_k={top_k}", "negatives_per_query=null", f"output={output}"]
-        + ["miners.bm25.query_batch_size=2"],  # two batches for three queries
+        + ["miner.query_batch_size=2"],  # two batches for three queries
     )
     summary = mine(cfg)
     written = read_lines(output)
@@ -193,10 +193,10 @@ def test_dense_mining_in_chunks_equals_exact_search_over_the_whole_corpus(tmp_pa
         "top_k=5",
         "negatives_per_query=null",
         f"output={output}",
-        "miner=${miners.dense}",
-        f"miners.dense.encoder.name_or_path={tiny_model_path}",
-        "miners.dense.corpus_chunk_size=3",  # four chunks: the running top-k is merged across them
-        "miners.dense.device=cpu",
+        "miner=dense",
+        f"miner.encoder.name_or_path={tiny_model_path}",
+        "miner.corpus_chunk_size=3",  # four chunks: the running top-k is merged across them
+        "miner.device=cpu",
     ]
     mine(mine_config(tmp_path, overrides))
     encoder = DualEncoder.from_pretrained(tiny_model_path)
