@@ -1,6 +1,7 @@
 """The LightningModule: a dual encoder trained on graded groups with in-batch negatives."""
 
 import time
+from collections.abc import Mapping
 from dataclasses import asdict
 
 import torch
@@ -28,7 +29,7 @@ class RetrieverModule(LightningModule):
         warmup_fraction: float = 0.05,
         gather_across_devices: bool = True,
         passage_chunk_size: int | None = None,
-        compile: bool | dict = False,
+        compile: bool | Mapping = False,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["encoder", "loss"])
@@ -47,7 +48,7 @@ class RetrieverModule(LightningModule):
         """
         if not self.hparams.compile:
             return
-        options = {"dynamic": True, **(self.hparams.compile if isinstance(self.hparams.compile, dict) else {})}
+        options = {"dynamic": True, **(self.hparams.compile if isinstance(self.hparams.compile, Mapping) else {})}
         for tower in {id(t): t for t in (self.encoder.query_model, self.encoder.passage_tower)}.values():
             if not getattr(tower, "_sycl_compiled", False):  # configure_model runs again on fit after validate
                 tower.compile(**options)
