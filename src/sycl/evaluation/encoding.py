@@ -40,12 +40,13 @@ def encode_texts(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     output: torch.Tensor | None = None
     desc = "encode queries" if kind == "query" else "encode passages"
-    with tqdm(total=len(texts), desc=desc, unit="text", disable=not progress) as bar:
+    # One autocast context around all batches: autocast caches the bf16 copies of the weights until its
+    # context exits, so the weights are cast once, not once per batch.
+    with tqdm(total=len(texts), desc=desc, unit="text", disable=not progress) as bar, autocast:
         for start in range(0, len(order), batch_size):
             batch_indices = order[start : start + batch_size]
             batch = {k: v.to(device) for k, v in tokenize([texts[i] for i in batch_indices]).items()}
-            with autocast:
-                embeddings = embed(**batch).float().cpu()
+            embeddings = embed(**batch).float().cpu()
             if output is None:
                 output = torch.empty(len(texts), embeddings.shape[1])
             output[torch.tensor(batch_indices)] = embeddings
