@@ -93,3 +93,20 @@ def test_infonce_equals_cross_entropy_on_first_passage_of_each_group():
 def test_shape_mismatch_is_a_clear_error():
     with pytest.raises(ValueError, match=r"expected \[4, 12\]"):
         WassersteinLoss()(torch.zeros(4, 10), torch.zeros(4, 3))
+
+
+def test_wasserstein_never_forms_a_matrix_of_the_size_of_the_full_covariance():
+    batch_size, group_size = 64, 8  # B*K = 512: a (B*K) x (B*K) matrix has 262,144 entries, [B, B*K] 32,768
+    scores, labels = random_batch(batch_size, group_size, dtype=torch.float32)
+    scores.requires_grad_(True)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], record_shapes=True) as profile:
+        WassersteinLoss(temperature=0.05)(scores, labels).backward()
+    sizes = [
+        (event.name, shape)
+        for event in profile.events()
+        for shape in event.input_shapes
+        if isinstance(shape, list) and shape and all(isinstance(d, int) for d in shape)
+    ]
+    assert len(sizes) > 50  # forward and backward ops were recorded
+    largest = max(sizes, key=lambda item: int(np.prod(item[1])))
+    assert int(np.prod(largest[1])) <= batch_size * batch_size * group_size, largest
