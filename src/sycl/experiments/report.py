@@ -86,21 +86,35 @@ def plot_metric_bars(records: list[RunRecord], path: Path, metric: str = "NDCG@1
 
 
 def plot_loss_curves(records: list[RunRecord], path: Path) -> Path:
-    """train/loss against step for every run, one colour per setting (labelled once in the legend)."""
-    figure, axis = plt.subplots(figsize=(7, 4))
-    colours: dict[str, str] = {}
+    """train/loss against step, one panel per setting (each line one run, e.g. one seed).
+
+    Panels rather than one axis: losses of different kinds live on different scales (ListNet's KL starts
+    near 7, RankNet's pair loss near 0.05), so on one shared axis most curves would be flat lines.
+    """
+    by_setting: dict[str, list[RunRecord]] = defaultdict(list)
     for record in records:
-        if not record.loss_curve:
-            continue
-        first_of_setting = record.setting not in colours
-        colour = colours.setdefault(record.setting, f"C{len(colours) % 10}")
-        steps, losses = zip(*record.loss_curve, strict=True)
-        axis.plot(steps, losses, color=colour, alpha=0.8, label=record.setting if first_of_setting else None)
-    if colours:
-        axis.legend(fontsize="small")
-    axis.set_xlabel("step")
-    axis.set_ylabel("train/loss")
-    axis.set_title("Training loss (each line one run)")
+        if record.loss_curve:
+            by_setting[record.setting].append(record)
+    columns = min(4, max(1, len(by_setting)))
+    rows = max(1, -(-len(by_setting) // columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.6 * rows), squeeze=False, sharex=True)
+    for axis, (setting, runs) in zip(axes.flat, by_setting.items(), strict=False):
+        for index, record in enumerate(runs):
+            steps, losses = zip(*record.loss_curve, strict=True)
+            axis.plot(steps, losses, color=f"C{index % 10}", alpha=0.8)
+        axis.set_title(setting, fontsize="small")
+        axis.tick_params(labelsize="x-small")
+    for axis in list(axes.flat)[len(by_setting) :]:
+        axis.set_visible(False)
+    for column in range(columns):  # the x axis under the lowest panel of each column, even a short column
+        lowest = axes[(len(by_setting) - 1 - column) // columns, column] if column < len(by_setting) else None
+        if lowest is not None:
+            lowest.tick_params(labelbottom=True)
+            lowest.set_xlabel("step", fontsize="small")
+    for axis in axes[:, 0]:
+        axis.set_ylabel("train/loss", fontsize="small")
+    figure.suptitle("Training loss per setting (each line one run)")
+    figure.tight_layout()
     figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
     return path
