@@ -1,6 +1,6 @@
 """Training throughput (queries/s) of sycl's module against sentence-transformers' MNRL trainer.
 
-    python benchmarks/train_throughput.py [--steps 6] [--repeats 3] [--variants ...]
+    python benchmarks/train_throughput.py [--steps 6] [--repeats 3] [--variants ...] [--accelerator gpu]
 
 Same model (bundled all-MiniLM-L6-v2), same data (the demo's synthetic lists: each query with its
 level-3 passage as positive and the other three as negatives), batch of 16 queries x 4 passages, max
@@ -41,6 +41,12 @@ VARIANTS = {
 PEER = "sentence_transformers_mnrl"
 
 
+def synchronize():
+    """Wait for queued GPU work, so a step's time includes its kernels (no-op on CPU)."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 class StepTimes:
     """Collects wall-clock seconds per optimizer step."""
 
@@ -48,9 +54,11 @@ class StepTimes:
         self.seconds, self._start = [], 0.0
 
     def start(self):
+        synchronize()
         self._start = time.perf_counter()
 
     def stop(self):
+        synchronize()
         self.seconds.append(time.perf_counter() - self._start)
 
 
@@ -66,7 +74,7 @@ def demo_lists():
     ]
 
 
-def run_sycl(options: dict, steps: int) -> list[float]:
+def run_sycl(options: dict, steps: int, accelerator: str) -> list[float]:
     import lightning
     from lightning import Callback, Trainer
 
@@ -113,7 +121,7 @@ def run_sycl(options: dict, steps: int) -> list[float]:
         tokenization=encoder.tokenization,
     )
     trainer = Trainer(
-        accelerator="cpu",
+        accelerator=accelerator,
         devices=1,
         precision="bf16-mixed" if options.get("precision") == "bf16" else "32-true",
         max_steps=steps,
@@ -130,7 +138,7 @@ def run_sycl(options: dict, steps: int) -> list[float]:
     return times.seconds
 
 
-def run_sentence_transformers(options: dict, steps: int) -> list[float]:
+def run_sentence_transformers(options: dict, steps: int, accelerator: str) -> list[float]:
     from datasets import Dataset
     from sentence_transformers import (
         SentenceTransformer,
@@ -154,7 +162,7 @@ def run_sentence_transformers(options: dict, steps: int) -> list[float]:
     lists = demo_lists()
     columns = {"anchor": [q for q, _ in lists], "positive": [p[0] for _, p in lists]}
     columns.update({f"negative_{i}": [p[i] for _, p in lists] for i in range(1, GROUP)})
-    model = SentenceTransformer(bundled_minilm_path(), device="cpu")
+    model = SentenceTransformer(bundled_minilm_path(), device="cuda" if accelerator == "gpu" else "cpu")
     model.max_seq_length = PASSAGE_LENGTH
     with tempfile.TemporaryDirectory() as output_dir:
         arguments = SentenceTransformerTrainingArguments(
@@ -167,7 +175,7 @@ def run_sentence_transformers(options: dict, steps: int) -> list[float]:
             logging_strategy="no",
             dataloader_drop_last=True,
             seed=0,
-            use_cpu=True,
+            use_cpu=accelerator == "cpu",
             bf16=options.get("precision") == "bf16",
             disable_tqdm=True,
         )
@@ -182,10 +190,13 @@ def run_sentence_transformers(options: dict, steps: int) -> list[float]:
     return times.seconds
 
 
-def one_run(name: str, steps: int, queue) -> None:
+def one_run(name: str, steps: int, accelerator: str, queue) -> None:
     run = run_sentence_transformers if name.startswith("sentence") else run_sycl
-    seconds = run(VARIANTS[name], steps + VARIANTS[name].get("warmup_steps", 1) - 1)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    seconds = run(VARIANTS[name], steps + VARIANTS[name].get("warmup_steps", 1) - 1, accelerator)
+    if accelerator == "gpu":
+        peak_mb = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put(json.dumps({"seconds": seconds, "peak_mb": peak_mb}))
 
 
@@ -194,6 +205,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu", help="gpu: the first CUDA device")
     args = parser.parse_args()
 
     context = multiprocessing.get_context("spawn")
@@ -202,7 +214,7 @@ def main() -> None:
     for _ in range(args.repeats):
         for name in args.variants:
             queue = context.Queue()
-            process = context.Process(target=one_run, args=(name, args.steps, queue))
+            process = context.Process(target=one_run, args=(name, args.steps, args.accelerator, queue))
             process.start()
             process.join()
             if process.exitcode != 0 or queue.empty():
@@ -214,7 +226,8 @@ def main() -> None:
         f"batch {BATCH} queries x {GROUP} passages, max lengths {QUERY_LENGTH}/{PASSAGE_LENGTH}, "
         f"{torch.get_num_threads()} threads, {args.repeats} runs x {args.steps - 1} timed steps per variant"
     )
-    print("| variant | queries/s (median) | min | max | peak RSS MB |")
+    memory = "peak GPU memory MB" if args.accelerator == "gpu" else "peak RSS MB"
+    print(f"| variant | queries/s (median) | min | max | {memory} |")
     print("|---|---:|---:|---:|---:|")
     rate = {}
     for name in args.variants:
