@@ -6,7 +6,7 @@ Same model (bundled all-MiniLM-L6-v2), same data (the demo's synthetic lists: ea
 level-3 passage as positive and the other three as negatives), batch of 16 queries x 4 passages, max
 lengths 32 (queries) / 128 (passages), AdamW. The peer is sentence-transformers'
 SentenceTransformerTrainer with MultipleNegativesRankingLoss (anchor, positive, 3 negatives), in fp32
-and, where the CPU has bf16, with bf16 autocast.
+and with bf16 autocast (the _bf16 variants: skip them with --variants on a CPU without native bf16).
 Variants: "fast" = length-bucketed batches + passages encoded in length-sorted chunks of 16;
 "compiled" = fast + torch.compile of the encoder; "workers" = fast + tokenization in 1 DataLoader worker.
 Each variant runs in a fresh process (so peak memory is its own), variants alternate over
