@@ -106,11 +106,10 @@ def plot_loss_curves(records: list[RunRecord], path: Path) -> Path:
         axis.tick_params(labelsize="x-small")
     for axis in list(axes.flat)[len(by_setting) :]:
         axis.set_visible(False)
-    for column in range(columns):  # the x axis under the lowest panel of each column, even a short column
-        lowest = axes[(len(by_setting) - 1 - column) // columns, column] if column < len(by_setting) else None
-        if lowest is not None:
-            lowest.tick_params(labelbottom=True)
-            lowest.set_xlabel("step", fontsize="small")
+    for column in range(min(columns, len(by_setting))):  # x axis under each column's lowest panel, even a short one
+        lowest = axes[(len(by_setting) - 1 - column) // columns, column]
+        lowest.tick_params(labelbottom=True)
+        lowest.set_xlabel("step", fontsize="small")
     for axis in axes[:, 0]:
         axis.set_ylabel("train/loss", fontsize="small")
     figure.suptitle("Training loss per setting (each line one run)")
