@@ -14,6 +14,8 @@ from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from sycl.generation import generate
 from sycl.generation.hf_chat import HFChat
+from sycl.generation.parsing import AnswerParser
+from tests.fake_openai_server import json_answer
 from tests.test_generation import compose_generate, write_queries
 
 CHAT_TEMPLATE = (
@@ -122,3 +124,24 @@ def test_a_model_without_chat_template_is_refused(tmp_path, tiny_llm):
     (tmp_path / "chat_template.jinja").unlink(missing_ok=True)
     with pytest.raises(ValueError, match="has no chat template"):
         HFChat(str(tmp_path), device="cpu")
+
+
+def test_hf_backend_keeps_the_reasoning_tags_so_the_draft_in_them_is_not_parsed(tiny_llm, monkeypatch):
+    """Reasoning models (Qwen3, QwQ, DeepSeek-R1 distills) have <think> and </think> as added, non-special
+    tokens: decoding keeps them, and the parser takes the answer after the block."""
+    chat = HFChat(tiny_llm, device="cpu", sampling={"max_new_tokens": 400})
+    chat.tokenizer.add_tokens(["<think>", "</think>"])
+    query = "how long do tortoises live"
+    draft, final = json_answer(query, variant=1), json_answer(query, variant=2)
+    end = chat.tokenizer.sep_token_id
+    chat.eos_ids = {end}
+    answer_ids = chat.tokenizer(f"<think> {draft} </think> {final}", add_special_tokens=False).input_ids + [end]
+
+    def generate(input_ids, **kwargs):
+        return torch.cat([input_ids, torch.tensor([answer_ids] * input_ids.shape[0])], dim=1)
+
+    monkeypatch.setattr(chat.lm, "generate", generate)
+    (completion,) = asyncio.run(chat.complete([[{"role": "user", "content": query}]]))
+    assert "<think>" in completion.text and "</think>" in completion.text
+    passages = AnswerParser().parse(completion.text, (3, 2, 1, 0), query, True, completion.finish_reason)
+    assert passages == {int(k): v.lower() for k, v in json.loads(final).items()}  # MiniLM's vocabulary is uncased

@@ -106,7 +106,11 @@ class OpenAIChat:
 
 
 def read_completion(payload: dict, server_retries: int) -> Completion:
-    """The first choice of a chat-completions response body."""
+    """The first choice of a chat-completions response body.
+
+    Only ``content`` is the answer: ``reasoning_content`` (or ``reasoning``), which servers with a
+    reasoning parser return apart, is the model's thinking and may hold a draft answer.
+    """
     choice = payload["choices"][0]
     usage = payload.get("usage") or {}
     return Completion(

@@ -7,6 +7,12 @@ from dataclasses import dataclass
 
 FENCE = re.compile(r"^```[\w-]*\s*\n?(.*?)\n?```$", re.DOTALL)
 LABEL = re.compile(r"^(passage|level\s*\d[^:\n]{0,30}):\s*", re.IGNORECASE)
+# The tags reasoning models (DeepSeek-R1 distills, QwQ, Qwen3 thinking) wrap their thinking in when the
+# server runs no reasoning parser; a server that does returns it as reasoning_content, which is never read.
+REASONING_TAGS = "think|thinking|reasoning"
+REASONING_BLOCK = re.compile(rf"<({REASONING_TAGS})>.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
+REASONING_OPEN = re.compile(rf"<(?:{REASONING_TAGS})>", re.IGNORECASE)
+REASONING_CLOSE = re.compile(rf"</(?:{REASONING_TAGS})\s*>", re.IGNORECASE)
 
 
 class BadAnswer(ValueError):
@@ -29,9 +35,11 @@ def word_count(text: str) -> int:
 
 @dataclass
 class AnswerParser:
-    """Turns an answer into {level: passage}, tolerating code fences and text around the JSON.
+    """Turns an answer into {level: passage}, tolerating reasoning blocks, code fences and text around the JSON.
 
-    Rejects (``BadAnswer``) an answer cut off at the token limit, without a JSON object, with a level
+    Reasoning (``<think>...</think>`` and the like) is dropped first, so a draft the model wrote while
+    thinking is never taken for its answer. Rejects (``BadAnswer``) an answer cut off at the token limit,
+    one that is all unfinished reasoning, one without a JSON object, with a level
     missing or not a string, and any passage that is empty, shorter than ``min_words``, longer than
     ``max_words``, a copy of the query, or the same text as another level of the same answer.
     """
@@ -44,6 +52,7 @@ class AnswerParser:
     ) -> dict[int, str]:
         if finish_reason == "length":
             raise BadAnswer("truncated", "the answer was cut off at the token limit (raise max_tokens)")
+        answer = answer_after_reasoning(answer)
         passages = self._levels_from_json(answer, levels) if answers_json else {levels[0]: plain_passage(answer)}
         for level, passage in passages.items():
             self._check(level, passage, query)
@@ -79,6 +88,28 @@ class AnswerParser:
             raise BadAnswer("too_short", f"level {level} has {words} words (answers.min_words={self.min_words})")
         if words > self.max_words:
             raise BadAnswer("too_long", f"level {level} has {words} words (answers.max_words={self.max_words})")
+
+
+def answer_after_reasoning(text: str) -> str:
+    """``text`` without the model's reasoning: ``<think>``, ``<thinking>`` or ``<reasoning>`` blocks.
+
+    A closing tag without its opening tag (chat templates that put ``<think>`` in the prompt, so the
+    answer starts inside the block) drops everything up to it. An opening tag that never closes drops
+    everything after it; if nothing is left, the model never got to its answer: ``BadAnswer``.
+    """
+    text = REASONING_BLOCK.sub("", text)
+    closes = list(REASONING_CLOSE.finditer(text))
+    if closes:
+        text = text[closes[-1].end() :]
+    unclosed = REASONING_OPEN.search(text)
+    if unclosed:
+        text = text[: unclosed.start()]
+        if not text.strip():
+            raise BadAnswer(
+                "unfinished_reasoning",
+                f"the answer is a {unclosed.group(0)} block that never closes: the model stopped before its answer",
+            )
+    return text
 
 
 def find_json_object(text: str) -> dict | None:

@@ -16,6 +16,18 @@ log = logging.getLogger(__name__)
 # bm25s sets its own logger to DEBUG when imported, which prints index internals on every run.
 logging.getLogger("bm25s").setLevel(logging.INFO)
 
+# Han, kana and Hangul: scripts written without spaces between words (Hangul has spaces between phrases).
+CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+# Terms as regular expressions for bm25s.tokenize (``findall``; a pattern with one group yields the group).
+TOKENIZERS = {
+    # bm25s's default (scikit-learn's): runs of 2+ word characters. A sentence of Chinese or Japanese
+    # is then one term, which matches nothing but the same sentence.
+    "words": r"(?u)\b\w\w+\b",
+    # Lucene's CJKAnalyzer: overlapping character bigrams inside a CJK run, a lone CJK character as
+    # itself, and runs of 2+ other word characters as words. Zero-width lookaheads make the bigrams overlap.
+    "cjk_bigrams": rf"(?=((?<![{CJK}])[{CJK}](?![{CJK}])|[{CJK}]{{2}}|(?<![^\W{CJK}])[^\W{CJK}]{{2,}}))",
+}
+
 
 class BM25Miner:
     """Indexes a corpus with bm25s in one streaming pass and ranks it for each query.
@@ -24,6 +36,11 @@ class BM25Miner:
     source of "BM25 top-1000" negatives. Anserini also Porter-stems; here stemming is off unless
     ``stemmer`` is given (any object with ``stemWords`` or a callable on a list of words, e.g.
     PyStemmer's ``Stemmer.Stemmer("porter")``). ``stopwords`` is bm25s's list name ("en") or None.
+    ``tokenizer`` names how text is cut into terms (``TOKENIZERS``): ``words``, or ``cjk_bigrams`` for
+    Chinese, Japanese or Korean text.
+
+    A query without any term after tokenisation (all stopwords, say) gets no hits, as does every query
+    when no passage of the corpus has a term; both are logged, and the run finishes.
 
     Memory: the index keeps token ids, not texts. On synthetic corpora shaped like MS MARCO (56 words
     per passage, millions of rare terms), indexing peaked at 1.9 KB per passage over a 0.4 GB base,
@@ -39,24 +56,36 @@ class BM25Miner:
         method: str = "lucene",
         stopwords: str | None = "en",
         stemmer=None,
+        tokenizer: str = "words",
         query_batch_size: int = 1024,
         progress: bool = True,
     ):
+        if tokenizer not in TOKENIZERS:
+            raise ValueError(f"miner.tokenizer={tokenizer!r} is not one of {sorted(TOKENIZERS)}")
         self.k1, self.b, self.method = k1, b, method
-        self.stopwords, self.stemmer = stopwords, stemmer
+        self.stopwords, self.stemmer, self.tokenizer = stopwords, stemmer, tokenizer
         self.query_batch_size, self.progress = query_batch_size, progress
 
     def tokenize(self, texts, return_ids: bool = True, show_progress: bool = False):
-        """Queries and passages go through the same tokenizer (lower-case, stopwords, optional stemmer).
+        """Queries and passages go through the same tokenizer (lower-case, terms, stopwords, optional stemmer).
 
         Returns bm25s's ``Tokenized`` (ids and vocabulary) or, with ``return_ids=False``, lists of terms.
         """
         return bm25s.tokenize(
-            texts, stopwords=self.stopwords, stemmer=self.stemmer, return_ids=return_ids, show_progress=show_progress
+            texts,
+            token_pattern=TOKENIZERS[self.tokenizer],
+            stopwords=self.stopwords,
+            stemmer=self.stemmer,
+            return_ids=return_ids,
+            show_progress=show_progress,
         )
 
-    def index(self, corpus_path: str | Path) -> tuple[bm25s.BM25, list[str]]:
-        """Build the index; returns it and the corpus ids in index order."""
+    def index(self, corpus_path: str | Path) -> tuple[bm25s.BM25 | None, list[str]]:
+        """Build the index; returns it and the corpus ids in index order.
+
+        The index is None when no passage has a term after tokenisation: bm25s cannot index an empty
+        vocabulary, and no query could match anyway.
+        """
         corpus_ids: list[str] = []
 
         def texts() -> Iterator[str]:
@@ -67,6 +96,16 @@ class BM25Miner:
         log.info("indexing %s with bm25s (k1=%s, b=%s, %s)", corpus_path, self.k1, self.b, self.method)
         started = time.perf_counter()
         tokens = self.tokenize(texts(), show_progress=self.progress)
+        if not tokens.vocab:
+            log.warning(
+                "%s: none of its %d passages has a term after tokenisation (miner.tokenizer=%s, miner.stopwords=%s), "
+                "so no query can match any passage and every query gets no negatives",
+                corpus_path,
+                len(corpus_ids),
+                self.tokenizer,
+                self.stopwords,
+            )
+            return None, corpus_ids
         retriever = bm25s.BM25(k1=self.k1, b=self.b, method=self.method)
         retriever.index(tokens, show_progress=self.progress)
         log.info(
@@ -84,14 +123,27 @@ class BM25Miner:
         """
         retriever, corpus_ids = self.index(corpus_path)
         query_ids = list(queries)
+        without_terms = 0
         with tqdm(total=len(query_ids), desc="BM25 top-k", unit="query", disable=not self.progress) as bar:
             for start in range(0, len(query_ids), self.query_batch_size):
                 batch = query_ids[start : start + self.query_batch_size]
                 terms = self.tokenize([queries[q] for q in batch], return_ids=False)
                 for query_id, query_tokens in zip(batch, terms, strict=True):
+                    without_terms += not query_tokens
+                    if retriever is None:
+                        yield query_id, []
+                        continue
                     scores, indices = top_matches(retriever, query_tokens, top_k)
                     yield query_id, [(corpus_ids[i], s) for i, s in zip(indices.tolist(), scores.tolist(), strict=True)]
                 bar.update(len(batch))
+        if without_terms:
+            log.warning(
+                "%d of %d queries have no term after tokenisation (miner.tokenizer=%s, miner.stopwords=%s): no hits",
+                without_terms,
+                len(query_ids),
+                self.tokenizer,
+                self.stopwords,
+            )
 
 
 def top_matches(retriever: bm25s.BM25, query_tokens: list[str], top_k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -126,7 +126,8 @@ class DualEncoder(nn.Module):
         """Write a folder that ``AutoModel.from_pretrained``, ``SentenceTransformer`` and this class all load.
 
         With separate towers the root holds the query tower and ``passage_encoder/`` the passage tower,
-        each a complete model folder of its own.
+        each a complete model folder of its own; the root's sentence-transformers modules then route
+        ``encode_query`` to the root tower and ``encode_document`` to ``passage_encoder/``.
         """
         path = Path(path)
         write_model_folder(self.query_model, self.tokenization.tokenizer, self.settings, path)
@@ -134,6 +135,7 @@ class DualEncoder(nn.Module):
             write_model_folder(
                 self.passage_model, self.tokenization.tokenizer, self.settings, path / PASSAGE_ENCODER_DIR
             )
+            write_tower_router(path)
         (path / SETTINGS_FILE).write_text(json.dumps(asdict(self.settings), indent=2) + "\n")
 
 
@@ -175,9 +177,15 @@ def read_saved_settings(name_or_path: str) -> dict:
         else:
             settings["pooling"] = "mean"
     if (folder / "sentence_bert_config.json").is_file():
-        max_length = json.loads((folder / "sentence_bert_config.json").read_text()).get("max_seq_length")
+        module_config = json.loads((folder / "sentence_bert_config.json").read_text())
+        max_length = module_config.get("max_seq_length")
         if max_length:
             settings["query_max_length"] = settings["passage_max_length"] = int(max_length)
+        # sentence-transformers' per-task lengths win over max_seq_length for encode_query / encode_document.
+        if module_config.get("query_length"):
+            settings["query_max_length"] = int(module_config["query_length"])
+        if module_config.get("document_length"):
+            settings["passage_max_length"] = int(module_config["document_length"])
     if (folder / "config_sentence_transformers.json").is_file():
         prompts = json.loads((folder / "config_sentence_transformers.json").read_text()).get("prompts") or {}
         settings["query_prefix"] = prompts.get("query", "")
@@ -232,9 +240,16 @@ def write_model_folder(model: nn.Module, tokenizer, settings: EncoderSettings, p
             "pooling_mode_lasttoken": settings.pooling == "last",
         },
     )
+    # query_length / document_length are what encode_query / encode_document truncate at; max_seq_length
+    # only serves a plain encode(), which truncates like a passage.
     write_json(
         path / "sentence_bert_config.json",
-        {"max_seq_length": settings.passage_max_length, "do_lower_case": False},
+        {
+            "max_seq_length": settings.passage_max_length,
+            "query_length": settings.query_max_length,
+            "document_length": settings.passage_max_length,
+            "do_lower_case": False,
+        },
     )
     write_json(
         path / "config_sentence_transformers.json",
@@ -242,6 +257,27 @@ def write_model_folder(model: nn.Module, tokenizer, settings: EncoderSettings, p
             "prompts": {"query": settings.query_prefix, "document": settings.passage_prefix},
             "default_prompt_name": None,
             "similarity_fn_name": "cosine" if settings.normalize else "dot",
+        },
+    )
+
+
+def write_tower_router(path: Path) -> None:
+    """Make the root's sentence-transformers modules a Router: queries through the root tower, documents
+    through ``passage_encoder/``, then the shared pooling and normalisation the root already lists.
+
+    The Router loads each tower from the folder written by ``write_model_folder``, so no weights are copied.
+    A plain ``encode()`` takes the document route.
+    """
+    modules = json.loads((path / "modules.json").read_text())
+    modules[0] = {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Router"}
+    write_json(path / "modules.json", modules)
+    transformer = "sentence_transformers.models.Transformer"
+    write_json(
+        path / "router_config.json",
+        {
+            "types": {".": transformer, PASSAGE_ENCODER_DIR: transformer},
+            "structure": {"query": ["."], "document": [PASSAGE_ENCODER_DIR]},
+            "parameters": {"default_route": "document", "allow_empty_key": True, "route_mappings": {}},
         },
     )
 
