@@ -82,7 +82,7 @@ def test_faiss_backend_returns_the_exact_ranking():
     assert torch.equal(faiss_search(queries, corpus, 7)[1], exact_search(queries, corpus, 7)[1])
 
 
-def tiny_collection(folder: Path, name_queries_like_docs: bool = False) -> Path:
+def tiny_collection(folder: Path) -> Path:
     queries = {"q1": "how long to boil an egg", "q2": "capital of france"}
     corpus = {
         "e3": "Boil an egg for nine minutes for a firm yolk.",
@@ -91,22 +91,10 @@ def tiny_collection(folder: Path, name_queries_like_docs: bool = False) -> Path:
         "f0": "France won the world cup in 2018.",
         "x": "Bananas are yellow.",
     }
-    if name_queries_like_docs:
-        corpus["q1"] = queries["q1"]  # ArguAna-style: the query itself is a corpus document
     write_beir(
         folder, queries, corpus, [("q1", "e3", 3), ("q1", "e1", 1), ("q2", "f3", 3), ("q2", "f0", 1)], split="test"
     )
     return folder
-
-
-def test_self_hits_are_dropped_on_arguana_by_default_and_kept_elsewhere(tmp_path, tiny_model_path):
-    encoder = DualEncoder.from_pretrained(tiny_model_path)
-    settings = EvaluationSettings(top_k=3, progress=False)
-    for name, expect_self_hit in (("arguana", False), ("scifact", True)):
-        split = load_split(DatasetSpec(str(tiny_collection(tmp_path / name, True)), "test"), tmp_path)
-        _, run = RetrievalEvaluator(settings).evaluate(encoder, split)
-        assert ("q1" in run["q1"]) == expect_self_hit  # identical text: the top hit unless removed
-        assert len(run["q1"]) == 3
 
 
 def test_cache_hits_for_the_same_model_and_misses_after_one_optimizer_step(tmp_path, tiny_model_path, monkeypatch):
@@ -146,6 +134,24 @@ def test_eval_on_a_tiny_beir_folder_writes_results_json_md_and_run(tmp_path, tin
     assert len(run_lines) == 2 * 5 and run_lines[0].split()[1:4:2] == ["Q0", "1"]
 
 
+def test_a_failing_dataset_keeps_the_results_of_the_datasets_before_it(tmp_path, tiny_model_path, caplog):
+    first, second, third = (tiny_collection(tmp_path / name) for name in ("first", "second", "third"))
+    with open(third / "corpus.jsonl", "a") as handle:
+        handle.write('{"_id": "broken", "text": \n')  # found only when the third dataset is read
+    datasets = f"datasets=[{first},{second},{third}]"
+    cfg = eval_config(
+        tmp_path / "out", [f"model.name_or_path={tiny_model_path}", datasets, "evaluation.cache_dir=null"]
+    )
+    with pytest.raises(DataFormatError, match=r"third/corpus\.jsonl, line 6: not valid JSON"):
+        evaluate(cfg)
+    out = tmp_path / "out"
+    assert list(json.loads((out / "results.json").read_text())) == ["first", "second"]
+    assert list(json.loads((out / "results_checks.json").read_text())) == ["first", "second"]
+    assert "| second |" in (out / "results.md").read_text()
+    assert sorted(path.name for path in (out / "runs").iterdir()) == ["results-first.trec", "results-second.trec"]
+    assert f"third failed; the results of first, second are in {out}" in caplog.text
+
+
 @pytest.mark.slow
 def test_eval_py_end_to_end_on_the_demo_test_collection(tmp_path):
     command = [
@@ -166,7 +172,6 @@ def test_eval_py_end_to_end_on_the_demo_test_collection(tmp_path):
     "breakage,message",
     [
         ("missing_corpus", r"corpus\.jsonl does not exist"),
-        ("unknown_corpus_id", r"test\.tsv, field 'corpus-id': 1 corpus ids are not in corpus\.jsonl"),
         ("empty_split", r"test\.tsv: split 'test' has no judgements"),
         ("fractional_label", r"whole-number labels, got 2\.5"),
     ],
@@ -176,8 +181,6 @@ def test_bad_datasets_fail_with_the_path_and_leave_no_results(tmp_path, tiny_mod
     qrels = folder / "qrels" / "test.tsv"
     if breakage == "missing_corpus":
         (folder / "corpus.jsonl").unlink()
-    elif breakage == "unknown_corpus_id":
-        qrels.write_text(qrels.read_text() + "q1\tnope\t1\n")
     elif breakage == "empty_split":
         qrels.write_text("query-id\tcorpus-id\tscore\n")
     else:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from sycl.evaluation.datasets import DatasetSpec, load_split, resolve_folder
 from sycl.evaluation.evaluator import EvaluationSettings, RetrievalEvaluator
-from sycl.evaluation.metrics import Run
-from sycl.evaluation.reports import Results
+from sycl.evaluation.metrics import Run, compute_metrics
+from sycl.evaluation.reports import Results, write_run, write_summary
 from sycl.models.dual_encoder import DualEncoder
 
 log = logging.getLogger(__name__)
@@ -40,20 +40,39 @@ def evaluate_datasets(
     settings: EvaluationSettings,
     beir_dir: str | Path,
     download: bool = True,
+    output_dir: str | Path | None = None,
+    prefix: str = "results",
+    tag: str = "sycl",
 ) -> tuple[Results, dict[str, Run]]:
-    """Evaluate on every dataset, one at a time so only one corpus is in memory."""
+    """Evaluate on every dataset, one at a time so only one corpus is in memory.
+
+    With ``output_dir``, each dataset's run file, and results.json/.md and <prefix>_checks.json so far,
+    are written as soon as it finishes (see ``reports``), so a failure on a later dataset keeps the
+    results of the earlier ones.
+    """
     check_available(specs, beir_dir, download)
     evaluator = RetrievalEvaluator(settings)
     results: Results = {}
     runs: dict[str, Run] = {}
+    checks: dict[str, dict] = {}
     for spec in specs:
-        split = load_split(spec, beir_dir, download)
-        log.info(
-            "evaluating on %s (%s split: %d queries, %d passages)",
-            spec.label,
-            spec.split,
-            len(split.queries),
-            len(split.corpus),
-        )
-        results[spec.label], runs[spec.label] = evaluator.evaluate(encoder, split)
+        try:
+            split = load_split(spec, beir_dir, download)
+            log.info(
+                "evaluating on %s (%s split: %d queries, %d passages)",
+                spec.label,
+                spec.split,
+                len(split.queries),
+                len(split.corpus),
+            )
+            run, self_hits = evaluator.rank(encoder, split)
+            results[spec.label], runs[spec.label] = compute_metrics(split.qrels, run), run
+        except Exception:
+            if results and output_dir is not None:
+                log.error("%s failed; the results of %s are in %s", spec.label, ", ".join(results), output_dir)
+            raise
+        checks[spec.label] = {**split.checks, **self_hits}
+        if output_dir is not None:
+            write_run(output_dir, spec.label, run, prefix, tag)
+            write_summary(output_dir, results, prefix, checks)
     return results, runs

@@ -1,7 +1,7 @@
 """Evaluation datasets in the BEIR layout: local folders, BEIR names, and beir's downloader."""
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sycl.data.beir_files import Qrels, read_corpus, read_qrels, read_queries
@@ -10,8 +10,6 @@ from sycl.data.errors import DataFormatError
 log = logging.getLogger(__name__)
 
 BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{name}.zip"
-# BEIR sets whose queries are themselves corpus documents: a retrieved copy of the query is not an answer.
-SELF_HIT_DATASETS = ("arguana", "quora")
 
 
 @dataclass
@@ -29,13 +27,18 @@ class DatasetSpec:
 
 @dataclass
 class RetrievalSplit:
-    """queries {id: text}, corpus {id: text} and graded qrels {query id: {corpus id: int}} of one split."""
+    """queries {id: text}, corpus {id: text} and graded qrels {query id: {corpus id: int}} of one split.
+
+    ``queries`` holds the judged queries that have a text; ``qrels`` is the file as given (see
+    ``load_split``); ``checks`` counts what ``load_split`` found in the files.
+    """
 
     name: str
     folder: Path
     queries: dict[str, str]
     corpus: dict[str, str]
     qrels: dict[str, dict[str, int]]
+    checks: dict[str, int] = field(default_factory=dict)
 
     @property
     def corpus_file(self) -> Path:
@@ -76,25 +79,54 @@ def resolve_folder(path: str, beir_dir: str | Path, download: bool = True) -> Pa
 
 
 def load_split(spec: DatasetSpec, beir_dir: str | Path, download: bool = True) -> RetrievalSplit:
-    """Read and check one split; every qrels id must resolve and labels must be whole numbers."""
+    """Read one split and score it as trec_eval scores the qrels as given; count and log what does not resolve.
+
+    - A judged query with no text in queries.jsonl cannot be retrieved: it is left out of the run, which
+      trec_eval then skips (as pytrec_eval on the run file does).
+    - A judged passage missing from corpus.jsonl stays in the qrels: a relevant passage that no system
+      can retrieve, lowering nDCG and recall as in trec_eval (BEIR ArguAna's test qrels have one).
+    - A query without judgements in this split is neither encoded nor scored.
+    Labels must be whole numbers; a split with no judgement, or no judged query with a text, is an error.
+    """
     folder = resolve_folder(spec.path, beir_dir, download)
     qrels_path = folder / "qrels" / f"{spec.split}.tsv"
-    raw = read_qrels(qrels_path)
-    if not raw:
+    qrels = integer_qrels(read_qrels(qrels_path), qrels_path)
+    if not qrels:
         raise DataFormatError(qrels_path, f"split {spec.split!r} has no judgements")
-    queries = read_queries(folder / "queries.jsonl", keep_ids=set(raw))
-    missing = sorted(set(raw) - set(queries))
-    if missing:
+    every_query = read_queries(folder / "queries.jsonl")
+    queries = {query_id: every_query[query_id] for query_id in qrels if query_id in every_query}
+    if not queries:
         raise DataFormatError(
-            qrels_path, f"{len(missing)} query ids are not in queries.jsonl, e.g. {missing[0]!r}", field="query-id"
+            qrels_path, f"none of its {len(qrels)} query ids is in queries.jsonl: nothing to evaluate", field="query-id"
         )
     corpus = read_corpus(folder / "corpus.jsonl")
-    unknown = sorted({d for judged in raw.values() for d in judged} - set(corpus))
-    if unknown:
-        raise DataFormatError(
-            qrels_path, f"{len(unknown)} corpus ids are not in corpus.jsonl, e.g. {unknown[0]!r}", field="corpus-id"
+    without_text = [query_id for query_id in qrels if query_id not in queries]
+    unknown = [(q, d) for q, judged in qrels.items() for d in judged if d not in corpus]
+    checks = {
+        "judged_queries": len(qrels),
+        "judged_queries_without_text": len(without_text),
+        "unjudged_queries_skipped": len(every_query) - len(queries),
+        "judged_pairs_not_in_corpus": len(unknown),
+        "relevant_pairs_not_in_corpus": sum(qrels[q][d] > 0 for q, d in unknown),
+    }
+    if without_text:
+        log.warning(
+            "%s: %d judged queries are not in queries.jsonl (e.g. %r); they are not retrieved, so not scored "
+            "(trec_eval skips queries missing from the run)",
+            qrels_path,
+            len(without_text),
+            without_text[0],
         )
-    return RetrievalSplit(spec.label, folder, queries, corpus, integer_qrels(raw, qrels_path))
+    if unknown:
+        log.warning(
+            "%s: %d judged (query, passage) pairs name passages missing from corpus.jsonl (e.g. %r, %d of them "
+            "relevant); they stay in the qrels, so they count as passages nothing retrieves, as in trec_eval",
+            qrels_path,
+            len(unknown),
+            unknown[0][1],
+            checks["relevant_pairs_not_in_corpus"],
+        )
+    return RetrievalSplit(spec.label, folder, queries, corpus, qrels, checks)
 
 
 def integer_qrels(qrels: Qrels, path: Path) -> dict[str, dict[str, int]]:

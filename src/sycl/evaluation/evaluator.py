@@ -2,15 +2,15 @@
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from sycl.evaluation.cache import EmbeddingCache, model_fingerprint
-from sycl.evaluation.datasets import SELF_HIT_DATASETS, RetrievalSplit
+from sycl.evaluation.datasets import RetrievalSplit
 from sycl.evaluation.encoding import encode_texts
-from sycl.evaluation.metrics import Run, compute_metrics, drop_self_hits
-from sycl.evaluation.search import exact_search, faiss_search
+from sycl.evaluation.metrics import Run, compute_metrics, trec_order
+from sycl.evaluation.search import exact_search, faiss_search, search_past_ties
+from sycl.evaluation.self_hits import RULES, self_hit_queries, without_self_hit
 from sycl.models.dual_encoder import DualEncoder
 
 log = logging.getLogger(__name__)
@@ -27,13 +27,15 @@ class EvaluationSettings:
     device: str = "auto"
     backend: str = "exact"
     cache_dir: str | None = None
-    # "auto": drop a query's own id from its results on ArguAna and Quora only.
+    # auto | true | false: whether a query's own passage is dropped from its ranking (sycl.evaluation.self_hits).
     remove_self_hits: str | bool = "auto"
     progress: bool = True
 
     def __post_init__(self):
         if self.backend not in ("exact", "faiss"):
             raise ValueError(f"evaluation.backend={self.backend!r} is not one of ('exact', 'faiss')")
+        if self.remove_self_hits not in RULES:
+            raise ValueError(f"evaluation.remove_self_hits={self.remove_self_hits!r} is not one of auto, true, false")
 
 
 class RetrievalEvaluator:
@@ -45,24 +47,33 @@ class RetrievalEvaluator:
 
     def evaluate(self, encoder: DualEncoder, split: RetrievalSplit) -> tuple[dict[str, float], Run]:
         """Returns ({metric: value}, run) for one split."""
+        run, _ = self.rank(encoder, split)
+        return compute_metrics(split.qrels, run), run
+
+    def rank(self, encoder: DualEncoder, split: RetrievalSplit) -> tuple[Run, dict[str, str | int]]:
+        """Each query's top_k passages in ``trec_order``, whatever the backend, and what the self-hit rule did.
+
+        Returns (run, {"self_hit_rule": sentence, "self_hits_dropped": count}).
+        """
         corpus_ids = list(split.corpus)
         corpus_embeddings = self.corpus_embeddings(encoder, split, corpus_ids)
         query_ids = list(split.queries)
         query_embeddings = self.encode(encoder, [split.queries[q] for q in query_ids], "query")
         search = faiss_search if self.settings.backend == "faiss" else exact_search
         options = {} if self.settings.backend == "faiss" else {"corpus_chunk_size": self.settings.corpus_chunk_size}
-        # One extra hit so that dropping a self-hit still leaves top_k results.
-        scores, indices = search(query_embeddings, corpus_embeddings, self.settings.top_k + 1, **options)
-        run = {
-            query_id: {
-                corpus_ids[j]: float(s) for s, j in zip(scores[row].tolist(), indices[row].tolist(), strict=True)
-            }
-            for row, query_id in enumerate(query_ids)
-        }
-        if self.removes_self_hits(split.name):
-            run = drop_self_hits(run)
-        run = {q: dict(sorted(hits.items(), key=lambda h: -h[1])[: self.settings.top_k]) for q, hits in run.items()}
-        return compute_metrics(split.qrels, run), run
+        self_queries, rule = self_hit_queries(self.settings.remove_self_hits, split.queries, split.corpus)
+        # One hit beyond top_k where a self-hit may be dropped, so that top_k are left.
+        depth = self.settings.top_k + bool(self_queries)
+        scores, indices = search_past_ties(search, query_embeddings, corpus_embeddings, depth, **options)
+        run: Run = {}
+        dropped = 0
+        for row, query_id in enumerate(query_ids):
+            hits = [(corpus_ids[j], s) for j, s in zip(indices[row].tolist(), scores[row].tolist(), strict=True)]
+            kept = without_self_hit(query_id, hits, self_queries)
+            dropped += len(hits) - len(kept)
+            run[query_id] = dict(trec_order(dict(kept))[: self.settings.top_k])
+        log.info("%s: %s; %d hits dropped", split.name, rule, dropped)
+        return run, {"self_hit_rule": rule, "self_hits_dropped": dropped}
 
     def corpus_embeddings(self, encoder: DualEncoder, split: RetrievalSplit, corpus_ids: list[str]) -> torch.Tensor:
         key = None
@@ -79,8 +90,3 @@ class RetrievalEvaluator:
     def encode(self, encoder: DualEncoder, texts: list[str], kind: str) -> torch.Tensor:
         s = self.settings
         return encode_texts(encoder, texts, kind, s.batch_size, s.bf16, s.device, s.progress)
-
-    def removes_self_hits(self, dataset_name: str) -> bool:
-        if self.settings.remove_self_hits == "auto":
-            return Path(dataset_name).name.lower() in SELF_HIT_DATASETS
-        return bool(self.settings.remove_self_hits)

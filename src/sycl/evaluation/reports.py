@@ -1,9 +1,11 @@
-"""Results files a person reads: results.json, a markdown table with a mean row, TREC run files."""
+"""Results files a person reads: results.json, a markdown table with a mean row, TREC run files, and
+results_checks.json, what each dataset's files held that evaluation had to decide on (missing texts,
+missing passages, self-hits); results.json keeps only {dataset: {metric: value}} for its readers."""
 
 import json
 from pathlib import Path
 
-from sycl.evaluation.metrics import METRICS, Run
+from sycl.evaluation.metrics import METRICS, Run, trec_order
 from sycl.files import write_text_atomically
 
 TABLE_METRICS = ("NDCG@10", "MRR@10", "MAP@100", "Recall@100", "P@10")
@@ -34,21 +36,39 @@ def comparison_table(base: Results, trained: Results, metric: str = "NDCG@10") -
 
 
 def trec_run(run: Run, tag: str) -> str:
-    """TREC format: ``query-id Q0 corpus-id rank score tag``, best first."""
+    """TREC format: ``query-id Q0 corpus-id rank score tag``, ranks in ``trec_order``.
+
+    Scores are written with ``repr``, which reads back as the same float, so trec_eval on the file ranks
+    exactly as the metrics did and gives exactly the same values.
+    """
     lines = []
     for query_id, hits in run.items():
-        ranked = sorted(hits.items(), key=lambda h: -h[1])
-        lines += [f"{query_id} Q0 {doc} {rank} {score:.6f} {tag}" for rank, (doc, score) in enumerate(ranked, 1)]
+        ranked = trec_order(hits)
+        lines += [f"{query_id} Q0 {doc} {rank} {score!r} {tag}" for rank, (doc, score) in enumerate(ranked, 1)]
     return "\n".join(lines) + "\n"
+
+
+def write_run(output_dir: str | Path, dataset: str, run: Run, prefix: str = "results", tag: str = "sycl") -> None:
+    """Write ``runs/<prefix>-<dataset>.trec`` under output_dir (a "/" in the dataset name becomes "_")."""
+    safe = dataset.replace("/", "_")
+    write_text_atomically(Path(output_dir) / "runs" / f"{prefix}-{safe}.trec", trec_run(run, tag))
+
+
+def write_summary(
+    output_dir: str | Path, results: Results, prefix: str = "results", checks: dict[str, dict] | None = None
+) -> None:
+    """Write ``<prefix>.json`` and ``<prefix>.md``, and ``<prefix>_checks.json`` when ``checks`` are given."""
+    output_dir = Path(output_dir)
+    write_text_atomically(output_dir / f"{prefix}.md", results_table(results))
+    write_text_atomically(output_dir / f"{prefix}.json", json.dumps(results, indent=2) + "\n")
+    if checks is not None:
+        write_text_atomically(output_dir / f"{prefix}_checks.json", json.dumps(checks, indent=2) + "\n")
 
 
 def write_results(
     output_dir: str | Path, results: Results, runs: dict[str, Run], prefix: str = "results", tag: str = "sycl"
 ) -> None:
     """Write ``<prefix>.json``, ``<prefix>.md`` and ``runs/<prefix>-<dataset>.trec`` under output_dir."""
-    output_dir = Path(output_dir)
     for dataset, run in runs.items():
-        safe = dataset.replace("/", "_")
-        write_text_atomically(output_dir / "runs" / f"{prefix}-{safe}.trec", trec_run(run, tag))
-    write_text_atomically(output_dir / f"{prefix}.md", results_table(results))
-    write_text_atomically(output_dir / f"{prefix}.json", json.dumps(results, indent=2) + "\n")
+        write_run(output_dir, dataset, run, prefix, tag)
+    write_summary(output_dir, results, prefix)

@@ -8,7 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sycl.evaluation.benchmark import dataset_specs, evaluate_datasets
 from sycl.evaluation.evaluator import EvaluationSettings
-from sycl.evaluation.reports import Results, results_table, write_results
+from sycl.evaluation.reports import Results, results_table
 from sycl.loggers import finish_wandb
 from sycl.models.checkpoint import encoder_from_checkpoint
 
@@ -20,9 +20,11 @@ def evaluate(cfg: DictConfig) -> Results:
     specs = dataset_specs(cfg.datasets, cfg.split)
     encoder = encoder_from_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else instantiate(cfg.model)
     settings = EvaluationSettings(**OmegaConf.to_container(cfg.evaluation, resolve=True))
-    results, runs = evaluate_datasets(encoder, specs, settings, cfg.paths.beir_dir, cfg.get("download", True))
     output_dir = Path(cfg.paths.output_dir)
-    write_results(output_dir, results, runs)
+    # Written as each dataset finishes: a failure on a later dataset keeps the earlier ones' results.
+    results, _ = evaluate_datasets(
+        encoder, specs, settings, cfg.paths.beir_dir, cfg.get("download", True), output_dir=output_dir
+    )
     print(results_table(results))
     print(f"Results: {output_dir / 'results.json'}")
     if cfg.get("logger"):

@@ -1,5 +1,7 @@
 """Exact (brute-force) inner-product search with bounded memory, and the same through faiss when installed."""
 
+from collections.abc import Callable
+
 import torch
 
 
@@ -43,3 +45,28 @@ def faiss_search(queries: torch.Tensor, corpus: torch.Tensor, top_k: int) -> tup
     index.add(corpus.float().contiguous().numpy())
     scores, indices = index.search(queries.float().contiguous().numpy(), min(top_k, corpus.shape[0]))
     return torch.from_numpy(scores), torch.from_numpy(indices).long()
+
+
+def search_past_ties(
+    search: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+    queries: torch.Tensor,
+    corpus: torch.Tensor,
+    depth: int,
+    **options,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``search`` deep enough that every passage scoring as high as each query's ``depth``-th hit is returned.
+
+    queries: [Q, H]; corpus: [N, H]. Returns scores and indices [Q, k] with k > depth unless k = N.
+    A backend returns the top k by score but picks arbitrarily among passages tied at its k-th score
+    (torch.topk and faiss pick differently), so a cut at ``depth`` of its output could depend on the
+    backend. When the last returned hit scores strictly below the ``depth``-th, no passage left out
+    ties with any of the first ``depth``, and the caller can order ties itself (``trec_order``).
+    Otherwise the search is repeated twice as deep: the same queries against the same corpus, so the
+    same scores. On real corpora ties at the cut are rare (duplicate passages), so one pass is usual.
+    """
+    k = depth + 1
+    while True:
+        scores, indices = search(queries, corpus, k, **options)
+        if k >= corpus.shape[0] or bool((scores[:, k - 1] < scores[:, depth - 1]).all()):
+            return scores, indices
+        k = min(2 * k, corpus.shape[0])

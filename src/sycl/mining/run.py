@@ -7,9 +7,10 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from sycl.data.beir_files import read_qrels, read_queries
+from sycl.data.beir_files import read_corpus, read_qrels, read_queries
 from sycl.data.errors import DataFormatError
 from sycl.evaluation.datasets import resolve_folder
+from sycl.evaluation.self_hits import self_hit_queries, without_self_hit
 from sycl.mining.negatives import select_negatives
 from sycl.mining.writer import NegativesWriter
 
@@ -21,6 +22,8 @@ def mine(cfg: DictConfig) -> dict:
 
     The dataset is a BEIR-layout folder or a BEIR name (looked up in, or downloaded to, ``paths.beir_dir``).
     Positives are the qrels pairs with score >= ``positive_min_score``; they never appear in the output.
+    Neither does a query's own passage when the query is a corpus passage (evaluation's ``auto`` self-hit
+    rule, ``sycl.evaluation.self_hits``): it is the query itself, not a negative.
     """
     folder = resolve_folder(str(cfg.dataset), cfg.paths.beir_dir, cfg.get("download", True))
     qrels_path = folder / "qrels" / f"{cfg.split}.tsv"
@@ -35,13 +38,20 @@ def mine(cfg: DictConfig) -> dict:
             qrels_path, f"{len(missing)} query ids are not in queries.jsonl, e.g. {missing[0]!r}", field="query-id"
         )
     positives = {q: {d for d, score in qrels[q].items() if score >= cfg.positive_min_score} for q in query_ids}
+    # One streaming pass that keeps only the passages whose id is a query id: the rule compares their texts.
+    self_queries, rule = self_hit_queries("auto", queries, read_corpus(folder / "corpus.jsonl", set(query_ids)))
+    log.info("%s", rule)
     miner = instantiate(cfg.miner, progress=cfg.progress)
     output = Path(cfg.output) if cfg.get("output") else folder / "qrels" / f"{miner.name}_negatives.jsonl"
     wanted = cfg.negatives_per_query
     # queries_short: fewer negatives than negatives_per_query (a small corpus, or few term matches).
-    summary = dict(queries=len(query_ids), positives_retrieved=0, queries_without_negatives=0, queries_short=0)
+    summary = dict(
+        queries=len(query_ids), positives_retrieved=0, queries_without_negatives=0, queries_short=0, self_hits_dropped=0
+    )
     with NegativesWriter(output) as writer:
-        for query_id, ranked in miner.rank(folder / "corpus.jsonl", {q: queries[q] for q in query_ids}, cfg.top_k):
+        for query_id, all_hits in miner.rank(folder / "corpus.jsonl", {q: queries[q] for q in query_ids}, cfg.top_k):
+            ranked = without_self_hit(query_id, all_hits, self_queries)
+            summary["self_hits_dropped"] += len(all_hits) - len(ranked)
             # Seeded per query, not per run position: the same query gets the same sample whatever the order.
             rng = random.Random(f"{cfg.seed}/{query_id}")
             negatives = select_negatives(ranked, positives[query_id], wanted, rng)
