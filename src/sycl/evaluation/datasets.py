@@ -4,7 +4,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sycl.data.beir_files import Qrels, read_corpus, read_qrels, read_queries
+from sycl.data.beir_files import iter_qrels, read_corpus, read_queries
 from sycl.data.errors import DataFormatError
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def load_split(spec: DatasetSpec, beir_dir: str | Path, download: bool = True) -
     """
     folder = resolve_folder(spec.path, beir_dir, download)
     qrels_path = folder / "qrels" / f"{spec.split}.tsv"
-    qrels = integer_qrels(read_qrels(qrels_path), qrels_path)
+    qrels = integer_qrels(qrels_path)
     if not qrels:
         raise DataFormatError(qrels_path, f"split {spec.split!r} has no judgements")
     every_query = read_queries(folder / "queries.jsonl")
@@ -129,16 +129,17 @@ def load_split(spec: DatasetSpec, beir_dir: str | Path, download: bool = True) -
     return RetrievalSplit(spec.label, folder, queries, corpus, qrels, checks)
 
 
-def integer_qrels(qrels: Qrels, path: Path) -> dict[str, dict[str, int]]:
-    """pytrec_eval needs integer grades; refuse fractional ones instead of silently truncating them."""
+def integer_qrels(path: Path) -> dict[str, dict[str, int]]:
+    """Read qrels with integer grades, as pytrec_eval needs; a fractional one is refused with its line,
+    never silently truncated."""
     converted: dict[str, dict[str, int]] = {}
-    for query_id, judged in qrels.items():
-        for corpus_id, score in judged.items():
-            if score != int(score):
-                raise DataFormatError(
-                    path,
-                    f"graded metrics need whole-number labels, got {score} for ({query_id}, {corpus_id})",
-                    field="score",
-                )
-            converted.setdefault(query_id, {})[corpus_id] = int(score)
+    for line, query_id, corpus_id, score in iter_qrels(path):
+        if score != int(score):
+            raise DataFormatError(
+                path,
+                f"graded metrics need whole-number labels, got {score} for ({query_id}, {corpus_id})",
+                line,
+                "score",
+            )
+        converted.setdefault(query_id, {})[corpus_id] = int(score)
     return converted

@@ -36,6 +36,8 @@ class Journal:
         self.path = Path(path)
         self.fingerprint = fingerprint
         self._fd: int | None = None
+        self._created = False
+        self._appended = False
 
     def __enter__(self) -> "Journal":
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,8 +55,11 @@ class Journal:
             raise
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         self.close()
+        # A run that failed before accepting any answer (bad config, no server) leaves nothing behind.
+        if exc_type is not None and self._created and not self._appended:
+            self.path.unlink(missing_ok=True)
 
     def close(self) -> None:
         if self._fd is not None:
@@ -71,6 +76,7 @@ class Journal:
     def append(self, record: dict) -> None:
         """Write one record; when this returns, killing the process cannot lose it."""
         data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        self._appended = True
         while data:  # os.write may write less than asked; the rest continues the same line
             data = data[os.write(self._fd, data) :]
 
@@ -92,6 +98,7 @@ class Journal:
         first = next(iter_jsonl(self.path), None)
         if first is None:
             self.append({"format": FORMAT, "fingerprint": self.fingerprint})
+            self._created, self._appended = True, False
             return
         line, header = first
         if header.get("format") != FORMAT:

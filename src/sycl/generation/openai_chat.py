@@ -77,9 +77,13 @@ class OpenAIChat:
                 response = await self._client.post(self.url, json=body)
             except httpx.TransportError as error:
                 fatal = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
-                failure = (
-                    f"{'could not connect' if fatal else 'connection failed'} ({str(error) or type(error).__name__})"
-                )
+                reason = str(error) or type(error).__name__
+                if fatal:
+                    failure = f"could not connect ({reason})"
+                elif isinstance(error, httpx.TimeoutException):
+                    failure = f"no answer within generator.timeout_s={self._timeout.read} s ({type(error).__name__})"
+                else:
+                    failure = f"connection failed ({reason})"
                 retryable = True
             else:
                 if response.status_code == 200:

@@ -2,6 +2,7 @@
 
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 
 from hydra.utils import instantiate
@@ -10,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from sycl.data.beir_files import iter_qrels, read_queries
 from sycl.data.errors import DataFormatError
 from sycl.files import write_lines_atomically
+from sycl.generation.errors import GenerationError
 from sycl.generation.journal import Journal
 from sycl.generation.report import build_report, summary_lines
 from sycl.generation.scheduler import RunStats, Scheduler
@@ -67,6 +69,8 @@ def generate(cfg: DictConfig) -> dict:
             in_complete = (p for p in passages() if p.query_id in complete)
             agreements = consistency.agreements(queries, in_complete)
             flagged = {q: round(a, 3) for q, a in agreements.items() if a < consistency.min_agreement}
+        if queries and not complete:
+            raise GenerationError(no_query_complete(stats))
         keep = complete - set(flagged or ()) if consistency.drop else complete
         written = write_beir(output_dir, queries, passages(), keep, cfg.split)
     report = build_report(
@@ -84,6 +88,18 @@ def generate(cfg: DictConfig) -> dict:
         log.info(line)
     log.info("wrote %s (corpus.jsonl, queries.jsonl, qrels/%s.tsv, report.json)", output_dir, cfg.split)
     return report
+
+
+def no_query_complete(stats: RunStats) -> str:
+    """Why nothing can be written: the first failed query and its reason, and the failures by kind."""
+    if not stats.failed:
+        return "no query has all its passages, so there is nothing to write"
+    query_id, (kind, detail) = next(iter(stats.failed.items()))
+    kinds = ", ".join(f"{k} {n}" for k, n in Counter(k for k, _ in stats.failed.values()).most_common())
+    return (
+        f"no query was completed, so nothing was written: {len(stats.failed)} failed ({kinds}); "
+        f"e.g. query {query_id!r}: {kind}: {detail}"
+    )
 
 
 def load_queries(cfg: DictConfig, output_dir: Path) -> dict[str, str]:

@@ -25,6 +25,10 @@ def mine(cfg: DictConfig) -> dict:
     Neither does a query's own passage when the query is a corpus passage (evaluation's ``auto`` self-hit
     rule, ``sycl.evaluation.self_hits``): it is the query itself, not a negative.
     """
+    if cfg.top_k < 1:
+        raise ValueError(f"top_k={cfg.top_k} must be >= 1 (how many passages to rank per query)")
+    if cfg.negatives_per_query is not None and cfg.negatives_per_query < 1:
+        raise ValueError(f"negatives_per_query={cfg.negatives_per_query} must be >= 1, or null to keep every hit")
     folder = resolve_folder(str(cfg.dataset), cfg.paths.beir_dir, cfg.get("download", True))
     qrels_path = folder / "qrels" / f"{cfg.split}.tsv"
     qrels = read_qrels(qrels_path)
