@@ -53,11 +53,14 @@ def test_non_numeric_score(tmp_path):
         load(source)
 
 
-def test_qrels_without_header(tmp_path):
+def test_qrels_without_header_read_as_with_it_and_a_two_column_line_is_located(tmp_path):
     source = graded_source(tmp_path / "d")
     path = Path(source["qrels"])
+    with_header = load(source).candidates
     path.write_text("\n".join(path.read_text().splitlines()[1:]) + "\n")
-    with pytest.raises(DataFormatError, match=r"line 1: the first line must be the header"):
+    assert load(source).candidates == with_header
+    path.write_text("q0\tq0-L3\t3\nq0\tq0-L2\n")
+    with pytest.raises(DataFormatError, match=r"train\.tsv, line 2: expected 3 columns \(query-id, corpus-id, score\)"):
         load(source)
 
 

@@ -19,7 +19,8 @@ class MultiLevelDataModule(LightningDataModule):
     """Mixes training sources (synthetic multi-level lists, real positives, mined negatives) into groups.
 
     ``sources`` and ``val_sources`` are lists of ``SourceSpec`` fields (see ``sycl.data.sources`` for
-    the filter, relabel and merge rules). ``train_fraction`` keeps a seeded subset of the training
+    the filter, relabel and merge rules; ``bad_rows="skip"`` skips and counts malformed rows instead of
+    stopping on the first). ``train_fraction`` keeps a seeded subset of the training
     queries (data-size ablations); ``length_bucketing`` batches queries of similar length together
     (less padding, faster steps; it also changes which in-batch negatives meet). ``tokenization``
     comes from the model, so the DataLoader workers tokenize with the model's prefixes and max lengths.
@@ -34,6 +35,7 @@ class MultiLevelDataModule(LightningDataModule):
         positive_threshold: float = 1.0,
         short_group_policy: str = "repeat",
         on_conflict: str = "last",
+        bad_rows: str = "error",
         batch_size: int = 16,
         num_workers: int = 0,
         seed: int = 0,
@@ -48,7 +50,7 @@ class MultiLevelDataModule(LightningDataModule):
         self.group_options = dict(
             mode=mode, group_size=group_size, selection=selection, positive_threshold=positive_threshold, seed=seed
         )
-        self.short_group_policy, self.on_conflict = short_group_policy, on_conflict
+        self.short_group_policy, self.on_conflict, self.bad_rows = short_group_policy, on_conflict, bad_rows
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         if not 0.0 < train_fraction <= 1.0:
             raise ValueError(f"data.train_fraction={train_fraction} must be in (0, 1]")
@@ -69,7 +71,7 @@ class MultiLevelDataModule(LightningDataModule):
             self.val_dataset = self._dataset(self.val_source_specs)
 
     def _dataset(self, specs: list[SourceSpec]) -> GroupedQueryDataset:
-        pool = load_sources(specs, on_conflict=self.on_conflict)
+        pool = load_sources(specs, on_conflict=self.on_conflict, bad_rows=self.bad_rows)
         return GroupedQueryDataset(GroupSampler(pool, **self.group_options), self.short_group_policy)
 
     def train_dataloader(self) -> DataLoader:

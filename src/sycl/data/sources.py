@@ -9,13 +9,19 @@ Merge rule for a passage that two sources give for the same query (the same corp
 earlier one's, ``"max"`` the higher label. The passage then *belongs* to the winning source, and each
 source's ``group_top_k`` / ``group_random_k`` picks among the passages it owns for that query, so the
 number of candidates per query is fixed even when random picks are redrawn every epoch.
+
+Files may be in any layout ``sycl.data.beir_files`` reads (BEIR, MS MARCO, TREC, Trove; gzipped or not).
+Bad input stops loading with an error naming file, line and field (``bad_rows="error"``, the default). With
+``bad_rows="skip"`` malformed rows are skipped and counted instead, and so are the qrels pairs whose query
+or passage is then missing (or never was in the files); the log says how many, per file and per source.
+A passage with neither title nor text is a bad row here: there is nothing to train on.
 """
 
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sycl.data.beir_files import iter_qrels, read_corpus, read_queries
+from sycl.data.beir_files import BAD_ROW_POLICIES, iter_qrels, read_corpus, read_queries
 from sycl.data.errors import DataFormatError
 
 log = logging.getLogger(__name__)
@@ -27,7 +33,7 @@ PassageKey = tuple[int, str]
 
 @dataclass
 class SourceSpec:
-    """One training source; paths follow the BEIR layout."""
+    """One training source: a corpus, a queries and a qrels file, in any layout the readers know."""
 
     corpus: str
     queries: str
@@ -78,10 +84,13 @@ class CandidatePool:
         return size
 
 
-def load_sources(specs: list[SourceSpec], on_conflict: str = "last") -> CandidatePool:
-    """Read, filter, relabel and merge the sources. Raises DataFormatError on any bad input."""
+def load_sources(specs: list[SourceSpec], on_conflict: str = "last", bad_rows: str = "error") -> CandidatePool:
+    """Read, filter, relabel and merge the sources. Raises DataFormatError on any bad input, or with
+    ``bad_rows="skip"`` skips and counts bad rows (see the module docstring)."""
     if on_conflict not in CONFLICT_RULES:
         raise ValueError(f"data.on_conflict={on_conflict!r} is not one of {CONFLICT_RULES}")
+    if bad_rows not in BAD_ROW_POLICIES:
+        raise ValueError(f"data.bad_rows={bad_rows!r} is not one of {BAD_ROW_POLICIES}")
     if not specs:
         raise ValueError("data.sources is empty: give at least one source")
     corpus_index: dict[str, int] = {}
@@ -90,8 +99,8 @@ def load_sources(specs: list[SourceSpec], on_conflict: str = "last") -> Candidat
     passage_texts: dict[PassageKey, str] = {}
     for source_index, spec in enumerate(specs):
         corpus_id_of = corpus_index.setdefault(str(Path(spec.corpus).resolve()), len(corpus_index))
-        pairs, first_line = read_source_pairs(spec)
-        read_source_texts(spec, pairs, first_line, corpus_id_of, query_texts, passage_texts)
+        pairs, first_line = read_source_pairs(spec, bad_rows)
+        pairs = read_source_texts(spec, pairs, first_line, corpus_id_of, query_texts, passage_texts, bad_rows)
         for query_id, judged in pairs.items():
             per_query = merged.setdefault(query_id, {})
             for corpus_id, label in judged.items():
@@ -113,12 +122,14 @@ def wins(new_label: float, old_label: float, on_conflict: str) -> bool:
     return on_conflict == "last" or (on_conflict == "max" and new_label >= old_label)
 
 
-def read_source_pairs(spec: SourceSpec) -> tuple[dict[str, dict[str, float]], dict[tuple[str, str], int]]:
+def read_source_pairs(
+    spec: SourceSpec, bad_rows: str = "error"
+) -> tuple[dict[str, dict[str, float]], dict[tuple[str, str], int]]:
     """The source's kept, relabelled pairs, and the qrels line each query and passage first appears on."""
     path = Path(spec.qrels)
     pairs: dict[str, dict[str, float]] = {}
     first_line: dict[tuple[str, str], int] = {}
-    for line, query_id, corpus_id, score in iter_qrels(path):
+    for line, query_id, corpus_id, score in iter_qrels(path, bad_rows):
         if not spec.keeps(score):
             continue
         first_line.setdefault(("query-id", query_id), line)
@@ -131,22 +142,29 @@ def read_source_pairs(spec: SourceSpec) -> tuple[dict[str, dict[str, float]], di
     return pairs, first_line
 
 
-def read_source_texts(spec, pairs, first_line, corpus_id_of, query_texts, passage_texts) -> None:
-    """Read the texts the source's pairs name, failing on the qrels line of any id the files lack."""
+def read_source_texts(
+    spec, pairs, first_line, corpus_id_of, query_texts, passage_texts, bad_rows: str = "error"
+) -> dict[str, dict[str, float]]:
+    """Read the texts the source's pairs name; returns the pairs whose query and passage both have one.
+
+    A pair naming an id the files lack fails on its qrels line, or under ``bad_rows="skip"`` is dropped
+    and counted.
+    """
     wanted_queries = set(pairs)
     wanted_passages = {corpus_id for judged in pairs.values() for corpus_id in judged}
-    queries = read_queries(spec.queries, keep_ids=wanted_queries)
-    corpus = read_corpus(spec.corpus, keep_ids=wanted_passages)
+    queries = read_queries(spec.queries, keep_ids=wanted_queries, bad_rows=bad_rows)
+    corpus = read_corpus(spec.corpus, keep_ids=wanted_passages, allow_empty=False, bad_rows=bad_rows)
     for kind, wanted, found, where in (
         ("query-id", wanted_queries, queries, spec.queries),
         ("corpus-id", wanted_passages, corpus, spec.corpus),
     ):
         missing = sorted(wanted - found.keys(), key=lambda i: first_line[(kind, i)])
-        if missing:
+        if missing and bad_rows == "error":
             raise DataFormatError(
                 spec.qrels,
                 f"{missing[0]!r} is not in {where}"
-                + (f" ({len(missing) - 1} more ids missing)" if len(missing) > 1 else ""),
+                + (f" ({len(missing) - 1} more ids missing)" if len(missing) > 1 else "")
+                + "; data.bad_rows=skip drops such pairs instead",
                 first_line[(kind, missing[0])],
                 kind,
             )
@@ -156,3 +174,19 @@ def read_source_texts(spec, pairs, first_line, corpus_id_of, query_texts, passag
                 spec.queries, f"query {query_id!r} has a different text in an earlier source", field="text"
             )
     passage_texts.update({(corpus_id_of, corpus_id): text for corpus_id, text in corpus.items()})
+    kept = {
+        query_id: {corpus_id: label for corpus_id, label in judged.items() if corpus_id in corpus}
+        for query_id, judged in pairs.items()
+        if query_id in queries
+    }
+    kept = {query_id: judged for query_id, judged in kept.items() if judged}
+    dropped = sum(map(len, pairs.values())) - sum(map(len, kept.values()))
+    if dropped:
+        log.warning(
+            "source %s: dropped %d of its pairs, whose query or passage is missing from its files or was a "
+            "skipped bad row (data.bad_rows=skip); %d queries are left",
+            spec.label,
+            dropped,
+            len(kept),
+        )
+    return kept

@@ -3,6 +3,7 @@
 import logging
 from pathlib import Path
 
+from sycl.data.layout import dataset_files
 from sycl.evaluation.datasets import DatasetSpec, load_split, resolve_folder
 from sycl.evaluation.evaluator import EvaluationSettings, RetrievalEvaluator
 from sycl.evaluation.metrics import Run, compute_metrics
@@ -26,12 +27,12 @@ def dataset_specs(entries, default_split: str = "test") -> list[DatasetSpec]:
 
 
 def check_available(specs: list[DatasetSpec], beir_dir: str | Path, download: bool = True) -> None:
-    """Fail before any encoding if a dataset folder or its qrels split is missing."""
+    """Fail before any encoding if a dataset folder, its corpus, its queries or its qrels split is missing."""
     for spec in specs:
-        folder = resolve_folder(spec.path, beir_dir, download)
-        for required in ("corpus.jsonl", "queries.jsonl", f"qrels/{spec.split}.tsv"):
-            if not (folder / required).is_file():
-                raise FileNotFoundError(f"dataset {spec.label}: {folder / required} does not exist")
+        try:
+            dataset_files(resolve_folder(spec.path, beir_dir, download), spec.split)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"dataset {spec.label}: {error}") from None
 
 
 def evaluate_datasets(

@@ -1,4 +1,4 @@
-"""Evaluation datasets in the BEIR layout: local folders, BEIR names, and beir's downloader."""
+"""Evaluation datasets: local folders (BEIR, MS MARCO or TREC layout), BEIR names, and beir's downloader."""
 
 import logging
 from dataclasses import dataclass, field
@@ -6,6 +6,7 @@ from pathlib import Path
 
 from sycl.data.beir_files import iter_qrels, read_corpus, read_queries
 from sycl.data.errors import DataFormatError
+from sycl.data.layout import corpus_file, dataset_files
 
 log = logging.getLogger(__name__)
 
@@ -14,7 +15,7 @@ BEIR_URL = "https://public.ukp.informatik.tu-darmstadt.de/thakur/BEIR/datasets/{
 
 @dataclass
 class DatasetSpec:
-    """One evaluation target: a BEIR-layout folder (or BEIR name) and the qrels split to score."""
+    """One evaluation target: a dataset folder (or BEIR name) and the qrels split to score."""
 
     path: str
     split: str = "test"
@@ -42,7 +43,7 @@ class RetrievalSplit:
 
     @property
     def corpus_file(self) -> Path:
-        return self.folder / "corpus.jsonl"
+        return corpus_file(self.folder)
 
 
 def resolve_folder(path: str, beir_dir: str | Path, download: bool = True) -> Path:
@@ -81,25 +82,31 @@ def resolve_folder(path: str, beir_dir: str | Path, download: bool = True) -> Pa
 def load_split(spec: DatasetSpec, beir_dir: str | Path, download: bool = True) -> RetrievalSplit:
     """Read one split and score it as trec_eval scores the qrels as given; count and log what does not resolve.
 
-    - A judged query with no text in queries.jsonl cannot be retrieved: it is left out of the run, which
+    The folder's files are found by ``sycl.data.layout.dataset_files``, in any layout the readers know.
+
+    - A judged query with no text in the queries file cannot be retrieved: it is left out of the run, which
       trec_eval then skips (as pytrec_eval on the run file does).
-    - A judged passage missing from corpus.jsonl stays in the qrels: a relevant passage that no system
+    - A judged passage missing from the corpus stays in the qrels: a relevant passage that no system
       can retrieve, lowering nDCG and recall as in trec_eval (BEIR ArguAna's test qrels have one).
+    - A passage with neither title nor text (FiQA has some) stays in the corpus as "", as in BEIR: it can
+      be retrieved, and is counted in ``checks["empty_passages"]``. A title-only passage is its title.
     - A query without judgements in this split is neither encoded nor scored.
     Labels must be whole numbers; a split with no judgement, or no judged query with a text, is an error.
     """
     folder = resolve_folder(spec.path, beir_dir, download)
-    qrels_path = folder / "qrels" / f"{spec.split}.tsv"
-    qrels = integer_qrels(qrels_path)
+    files = dataset_files(folder, spec.split)
+    qrels = integer_qrels(files.qrels)
     if not qrels:
-        raise DataFormatError(qrels_path, f"split {spec.split!r} has no judgements")
-    every_query = read_queries(folder / "queries.jsonl")
+        raise DataFormatError(files.qrels, f"split {spec.split!r} has no judgements")
+    every_query = read_queries(files.queries)
     queries = {query_id: every_query[query_id] for query_id in qrels if query_id in every_query}
     if not queries:
         raise DataFormatError(
-            qrels_path, f"none of its {len(qrels)} query ids is in queries.jsonl: nothing to evaluate", field="query-id"
+            files.qrels,
+            f"none of its {len(qrels)} query ids is in {files.queries.name}: nothing to evaluate",
+            field="query-id",
         )
-    corpus = read_corpus(folder / "corpus.jsonl")
+    corpus = read_corpus(files.corpus)
     without_text = [query_id for query_id in qrels if query_id not in queries]
     unknown = [(q, d) for q, judged in qrels.items() for d in judged if d not in corpus]
     checks = {
@@ -108,21 +115,24 @@ def load_split(spec: DatasetSpec, beir_dir: str | Path, download: bool = True) -
         "unjudged_queries_skipped": len(every_query) - len(queries),
         "judged_pairs_not_in_corpus": len(unknown),
         "relevant_pairs_not_in_corpus": sum(qrels[q][d] > 0 for q, d in unknown),
+        "empty_passages": sum(1 for text in corpus.values() if not text),
     }
     if without_text:
         log.warning(
-            "%s: %d judged queries are not in queries.jsonl (e.g. %r); they are not retrieved, so not scored "
+            "%s: %d judged queries are not in %s (e.g. %r); they are not retrieved, so not scored "
             "(trec_eval skips queries missing from the run)",
-            qrels_path,
+            files.qrels,
             len(without_text),
+            files.queries.name,
             without_text[0],
         )
     if unknown:
         log.warning(
-            "%s: %d judged (query, passage) pairs name passages missing from corpus.jsonl (e.g. %r, %d of them "
+            "%s: %d judged (query, passage) pairs name passages missing from %s (e.g. %r, %d of them "
             "relevant); they stay in the qrels, so they count as passages nothing retrieves, as in trec_eval",
-            qrels_path,
+            files.qrels,
             len(unknown),
+            files.corpus.name,
             unknown[0][1],
             checks["relevant_pairs_not_in_corpus"],
         )

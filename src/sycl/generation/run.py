@@ -103,7 +103,11 @@ def no_query_complete(stats: RunStats) -> str:
 
 
 def load_queries(cfg: DictConfig, output_dir: Path) -> dict[str, str]:
-    """The queries to generate for: the file, optionally only those in a qrels file, optionally the first N."""
+    """The queries to generate for: the file, optionally only those in a qrels file, optionally the first N.
+
+    Both files may be in any layout the readers know (``sycl.data.beir_files``: BEIR JSONL, MS MARCO TSV,
+    TREC or Trove qrels, gzipped or not); the layout is read from the file itself.
+    """
     path = Path(cfg.queries)
     if (output_dir / "queries.jsonl").resolve() == path.resolve():
         raise ValueError(f"output_dir={output_dir} would overwrite the input queries={path}: choose another output_dir")

@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from sycl.data.beir_files import read_corpus, read_qrels, read_queries
 from sycl.data.errors import DataFormatError
+from sycl.data.layout import dataset_files
 from sycl.evaluation.datasets import resolve_folder
 from sycl.evaluation.self_hits import self_hit_queries, without_self_hit
 from sycl.mining.negatives import select_negatives
@@ -20,7 +21,8 @@ log = logging.getLogger(__name__)
 def mine(cfg: DictConfig) -> dict:
     """Mine negatives for every query of ``cfg.split``'s qrels; returns a summary of what was written.
 
-    The dataset is a BEIR-layout folder or a BEIR name (looked up in, or downloaded to, ``paths.beir_dir``).
+    The dataset is a folder (BEIR, MS MARCO or TREC layout: ``sycl.data.layout``) or a BEIR name (looked up in,
+    or downloaded to, ``paths.beir_dir``).
     Positives are the qrels pairs with score >= ``positive_min_score``; they never appear in the output.
     Neither does a query's own passage when the query is a corpus passage (evaluation's ``auto`` self-hit
     rule, ``sycl.evaluation.self_hits``): it is the query itself, not a negative.
@@ -30,20 +32,22 @@ def mine(cfg: DictConfig) -> dict:
     if cfg.negatives_per_query is not None and cfg.negatives_per_query < 1:
         raise ValueError(f"negatives_per_query={cfg.negatives_per_query} must be >= 1, or null to keep every hit")
     folder = resolve_folder(str(cfg.dataset), cfg.paths.beir_dir, cfg.get("download", True))
-    qrels_path = folder / "qrels" / f"{cfg.split}.tsv"
-    qrels = read_qrels(qrels_path)
+    files = dataset_files(folder, cfg.split)
+    qrels = read_qrels(files.qrels)
     if not qrels:
-        raise DataFormatError(qrels_path, f"split {cfg.split!r} has no judgements")
+        raise DataFormatError(files.qrels, f"split {cfg.split!r} has no judgements")
     query_ids = list(qrels)[: cfg.max_queries] if cfg.get("max_queries") else list(qrels)
-    queries = read_queries(folder / "queries.jsonl", keep_ids=set(query_ids))
+    queries = read_queries(files.queries, keep_ids=set(query_ids))
     missing = [q for q in query_ids if q not in queries]
     if missing:
         raise DataFormatError(
-            qrels_path, f"{len(missing)} query ids are not in queries.jsonl, e.g. {missing[0]!r}", field="query-id"
+            files.qrels,
+            f"{len(missing)} query ids are not in {files.queries.name}, e.g. {missing[0]!r}",
+            field="query-id",
         )
     positives = {q: {d for d, score in qrels[q].items() if score >= cfg.positive_min_score} for q in query_ids}
     # One streaming pass that keeps only the passages whose id is a query id: the rule compares their texts.
-    self_queries, rule = self_hit_queries("auto", queries, read_corpus(folder / "corpus.jsonl", set(query_ids)))
+    self_queries, rule = self_hit_queries("auto", queries, read_corpus(files.corpus, set(query_ids)))
     log.info("%s", rule)
     miner = instantiate(cfg.miner, progress=cfg.progress)
     output = Path(cfg.output) if cfg.get("output") else folder / "qrels" / f"{miner.name}_negatives.jsonl"
@@ -53,7 +57,7 @@ def mine(cfg: DictConfig) -> dict:
         queries=len(query_ids), positives_retrieved=0, queries_without_negatives=0, queries_short=0, self_hits_dropped=0
     )
     with NegativesWriter(output) as writer:
-        for query_id, all_hits in miner.rank(folder / "corpus.jsonl", {q: queries[q] for q in query_ids}, cfg.top_k):
+        for query_id, all_hits in miner.rank(files.corpus, {q: queries[q] for q in query_ids}, cfg.top_k):
             ranked = without_self_hit(query_id, all_hits, self_queries)
             summary["self_hits_dropped"] += len(all_hits) - len(ranked)
             # Seeded per query, not per run position: the same query gets the same sample whatever the order.
