@@ -83,9 +83,10 @@ def test_ordinal_wasserstein_equals_pot_emd2_over_passages():
     generator = torch.Generator().manual_seed(6)
     labels = torch.randint(0, 4, (5, 4), generator=generator).double()
     scores = torch.randn(5, 20, dtype=torch.float64, generator=generator)
-    candidate_scores, candidate_labels, in_batch = loss.candidates(scores, labels)
+    kept = torch.ones_like(scores, dtype=torch.bool)
+    candidate_scores, candidate_labels, in_batch, _ = loss.candidates(scores, labels, kept)
     predicted = torch.softmax(candidate_scores / 0.7, dim=1).numpy()
-    target = loss.target_distribution(candidate_labels, in_batch).numpy()
+    target = loss.target_distribution(candidate_labels, in_batch, kept).numpy()
     per_query = []
     for i in range(5):
         level = candidate_labels[i].numpy()

@@ -17,6 +17,7 @@ LOSS_NAMES = sorted(path.stem for path in (Path(CONF_DIR) / "loss").glob("*.yaml
 
 
 def batch_of(encoder: DualEncoder, batch_size: int = 6, group_size: int = 3) -> dict:
+    """Graded groups in which query 0's last passage is also query 1's first (a duplicate in-batch negative)."""
     words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu"]
     items = []
     for i in range(batch_size):
@@ -25,6 +26,7 @@ def batch_of(encoder: DualEncoder, batch_size: int = 6, group_size: int = 3) -> 
         items.append(
             {"query_id": str(i), "query": " ".join(words[i % 5 : i % 5 + 3]), "passages": passages, "labels": labels}
         )
+    items[0]["passages"][-1] = items[1]["passages"][0]
     return GroupCollator(encoder.tokenization)(items)
 
 
@@ -54,8 +56,9 @@ def test_cached_step_equals_uncached_step_in_float64(name, tmp_path, tiny_model_
     batch = batch_of(encoder)
 
     plain = attached(RetrieverModule(encoder, loss))
-    scores, labels = plain(batch)
-    expected_loss = loss(scores, labels)
+    scores, labels, column_mask = plain(batch)
+    assert column_mask is not None and not column_mask.all()  # the batch repeats a passage: masking is compared too
+    expected_loss = loss(scores, labels, column_mask)
     expected_loss.backward()
     expected = gradients(plain)
     plain.zero_grad()
@@ -105,8 +108,8 @@ def test_chunked_passage_encoding_gives_the_same_scores_and_gradients(tiny_model
                 encoder, instantiate({"_target_": "sycl.losses.InfoNCELoss"}), passage_chunk_size=chunk_size
             )
         )
-        scores, labels = module(batch)
-        module.loss(scores, labels).backward()
+        scores, labels, column_mask = module(batch)
+        module.loss(scores, labels, column_mask).backward()
         results.append((scores.detach(), gradients(module)))
         module.zero_grad()
     torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-10, atol=1e-12)
@@ -130,8 +133,8 @@ def test_compiled_towers_give_the_same_scores_gradients_and_parameter_names(tiny
         )
         module.configure_model()
         module.eval()  # no dropout: both runs must see the same function
-        scores, labels = module(batch_of(encoder))
-        module.loss(scores, labels).backward()
+        scores, labels, column_mask = module(batch_of(encoder))
+        module.loss(scores, labels, column_mask).backward()
         results.append((scores.detach(), gradients(module), list(module.state_dict())))
     assert graphs, "the compile backend never ran: the towers were not compiled"
     assert results[1][2] == results[0][2]  # checkpoints and exports keep their keys

@@ -23,7 +23,11 @@ def reference_frechet(scores: np.ndarray, labels: np.ndarray, temperature: float
     expanded = np.zeros_like(scores)
     for i in range(batch_size):
         expanded[i, i * group_size : (i + 1) * group_size] = labels[i]
-    target = scipy.special.softmax(expanded, axis=1)
+    return frechet_of_distributions(predicted, scipy.special.softmax(expanded, axis=1))
+
+
+def frechet_of_distributions(predicted: np.ndarray, target: np.ndarray) -> float:
+    """Squared Frechet distance between Gaussians fitted to the rows of predicted and target, [B, D] each."""
     mu_p, mu_t = predicted.mean(0), target.mean(0)
     sigma_p, sigma_t = np.cov(predicted, rowvar=False), np.cov(target, rowvar=False)  # 1/(B-1)
     root_p = scipy.linalg.sqrtm(sigma_p)

@@ -3,9 +3,9 @@
 import logging
 
 from lightning import LightningDataModule
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from sycl.data.batching import EpochBatchSampler
+from sycl.data.batching import EpochBatchSampler, PaddedShareDataset
 from sycl.data.collator import GroupCollator
 from sycl.data.dataset import GroupedQueryDataset
 from sycl.data.groups import GroupSampler
@@ -85,18 +85,27 @@ class MultiLevelDataModule(LightningDataModule):
             lengths=lengths,
             **self._shard(),
         )
-        sampler.skip_batches(self._batches_done_this_epoch())
+        epoch, done = self._resume_position()
+        sampler.set_epoch(epoch)
+        sampler.skip_batches(done)
         return self._loader(self.train_dataset, sampler)
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_dataset is None:
             return []
         sampler = EpochBatchSampler(
-            len(self.val_dataset), self.batch_size, seed=self.seed, shuffle=False, drop_last=False, **self._shard()
+            len(self.val_dataset),
+            self.batch_size,
+            seed=self.seed,
+            shuffle=False,
+            drop_last=False,
+            follow_epochs=False,
+            pad_shares=True,
+            **self._shard(),
         )
-        return self._loader(self.val_dataset, sampler)
+        return self._loader(PaddedShareDataset(self.val_dataset), sampler)
 
-    def _loader(self, dataset: GroupedQueryDataset, sampler: EpochBatchSampler) -> DataLoader:
+    def _loader(self, dataset: Dataset, sampler: EpochBatchSampler) -> DataLoader:
         if self.tokenization is None:
             raise ValueError("MultiLevelDataModule needs the model's tokenization (train.py passes it in)")
         return DataLoader(
@@ -111,11 +120,25 @@ class MultiLevelDataModule(LightningDataModule):
         trainer = self.trainer
         return {"num_replicas": trainer.world_size, "rank": trainer.global_rank} if trainer else {}
 
-    def _batches_done_this_epoch(self) -> int:
-        """Batches of the current epoch already trained on, when resuming from a mid-epoch checkpoint."""
+    def _resume_position(self) -> tuple[int, int]:
+        """(epoch, batches of it already trained) where this fit's first training batch comes from.
+
+        Read from the fit loop's progress, which a resumed fit has restored from its checkpoint before it asks
+        for the loader (and which is all zeros in a fresh one). It must be right here, not only at the next
+        epoch start: a resumed fit calls ``iter()`` on the loader before that, and workers draw batches then.
+        """
         trainer = self.trainer
-        if trainer is None or not trainer.fit_loop.restarting:
-            return 0
-        # "processed", not "completed": a checkpoint written in on_train_batch_end has processed the
-        # batch it was written after, and Lightning resumes with the next one.
-        return trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        if trainer is None:
+            return 0, 0
+        epochs = trainer.fit_loop.epoch_progress.current
+        batches = trainer.fit_loop.epoch_loop.batch_progress
+        if epochs.started == epochs.processed:
+            # Between epochs (a fresh fit, or a checkpoint from on_train_epoch_end, which comes after the
+            # epoch's "processed" count went up): the next epoch starts from its first batch.
+            return epochs.processed, 0
+        if batches.is_last_batch:
+            # Saved after the epoch's last batch (a step checkpoint, or one at the end of its validation):
+            # the epoch is done, though not yet counted as processed.
+            return epochs.processed + 1, 0
+        # Saved in on_train_batch_end: "processed" counts the batch the checkpoint was written after.
+        return epochs.processed, batches.current.processed

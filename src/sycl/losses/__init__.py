@@ -1,6 +1,6 @@
-"""Losses over grouped in-batch scores, each called as ``loss(scores [B, B*K], labels [B, K])``."""
+"""Losses over grouped in-batch scores, each called as ``loss(scores [B, B*K], labels [B, K], column_mask=None)``."""
 
-from sycl.losses.base import GradedListLoss, GroupedScoresLoss, expand_group_labels
+from sycl.losses.base import GradedListLoss, GroupedScoresLoss, duplicate_negative_mask, expand_group_labels
 from sycl.losses.bce import GradedBCELoss
 from sycl.losses.infonce import InfoNCELoss
 from sycl.losses.listnet import ListNetLoss
@@ -18,5 +18,6 @@ __all__ = [
     "OrdinalWassersteinLoss",
     "RankNetLoss",
     "WassersteinLoss",
+    "duplicate_negative_mask",
     "expand_group_labels",
 ]

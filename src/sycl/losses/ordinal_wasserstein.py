@@ -20,7 +20,8 @@ class OrdinalWassersteinLoss(GradedListLoss):
     ``in_batch_weight=0`` gives them no *target* mass, so the target is softmax(y / label_temperature)
     over the query's own group, while predicted mass on another query's passages counts as level 0
     and is paid for by its distance to the target's levels. ``in_batch_weight=1`` gives them a
-    level-0 passage's target mass, as the reference's targets do.
+    level-0 passage's target mass, as the reference's targets do. A column dropped by ``column_mask``
+    has neither predicted nor target mass, so it moves no mass: as if it were not in the row.
     """
 
     def __init__(
@@ -32,10 +33,10 @@ class OrdinalWassersteinLoss(GradedListLoss):
     ):
         super().__init__(temperature, label_temperature, in_batch_negatives, in_batch_weight)
 
-    def compute(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        candidate_scores, candidate_labels, in_batch = self.candidates(scores, labels)
-        predicted = torch.softmax(candidate_scores / self.temperature, dim=1)  # [B, N]
-        target = self.target_distribution(candidate_labels, in_batch)  # [B, N]
+    def compute(self, scores: torch.Tensor, labels: torch.Tensor, column_mask: torch.Tensor) -> torch.Tensor:
+        candidate_scores, candidate_labels, in_batch, kept = self.candidates(scores, labels, column_mask)
+        predicted = self.predicted_distribution(candidate_scores, kept)  # [B, N]
+        target = self.target_distribution(candidate_labels, in_batch, kept)  # [B, N]
         levels = torch.unique(candidate_labels)  # [L], sorted
         on_level = (candidate_labels[:, :, None] == levels).to(scores.dtype)  # [B, N, L]
         predicted_levels = torch.einsum("bn,bnl->lb", predicted, on_level)  # [L, B]

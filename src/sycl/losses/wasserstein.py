@@ -26,6 +26,11 @@ class WassersteinLoss(GradedListLoss):
     so it is invariant to permuting the queries of a batch. The defaults reproduce the reference;
     ``label_temperature``, ``in_batch_negatives`` and ``in_batch_weight`` are the options of
     ``GradedListLoss``.
+
+    A column dropped from row i by ``column_mask`` gets zero predicted and zero target mass in that row
+    (score and label -inf before the softmaxes), so row i's two distributions are renormalised over its
+    other columns. The column stays a dimension of R^(B*K), where row i's samples are 0 on it; unlike the
+    per-query losses this is not the same as deleting the column, which the shared dimensions forbid.
     """
 
     def __init__(
@@ -40,12 +45,16 @@ class WassersteinLoss(GradedListLoss):
         # Added before the square root, as the reference does, so the gradient at a zero eigenvalue stays finite.
         self.eigenvalue_epsilon = eigenvalue_epsilon
 
-    def compute(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        if scores.shape[0] < 2:
+    min_queries = 2
+
+    def compute(self, scores: torch.Tensor, labels: torch.Tensor, column_mask: torch.Tensor) -> torch.Tensor:
+        if scores.shape[0] < self.min_queries:
             raise ValueError("WassersteinLoss fits a covariance over the batch's queries and needs at least 2 queries")
-        candidate_scores, candidate_labels, in_batch = self.candidates(scores.double(), labels.double())
-        predicted = torch.softmax(candidate_scores / self.temperature, dim=1)
-        target = self.target_distribution(candidate_labels, in_batch)
+        candidate_scores, candidate_labels, in_batch, kept = self.candidates(
+            scores.double(), labels.double(), column_mask
+        )
+        predicted = self.predicted_distribution(candidate_scores, kept)
+        target = self.target_distribution(candidate_labels, in_batch, kept)
         return frechet_distance_of_rows(predicted, target, self.eigenvalue_epsilon).to(scores.dtype)
 
 

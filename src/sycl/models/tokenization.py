@@ -1,5 +1,6 @@
 """Turning query and passage texts into padded token batches, with the model's prefixes and limits."""
 
+import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -38,6 +39,20 @@ class QueryPassageTokenizer:
             return_token_type_ids=False,
         )
         return {"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"]}
+
+
+def token_fingerprints(inputs: dict) -> torch.Tensor:
+    """[N] int64 identity of each text of a padded batch: a hash of its token ids, padding excluded.
+
+    inputs: input_ids / attention_mask [N, L]. Texts that the model sees as the same tokens (after prefix
+    and truncation) get the same id, in every process: blake2b, not Python's per-process salted ``hash``,
+    so ids all-gathered from several devices compare. 64 bits make a collision in a batch negligible.
+    """
+    fingerprints = []
+    for ids, mask in zip(inputs["input_ids"], inputs["attention_mask"].bool(), strict=True):
+        digest = hashlib.blake2b(ids[mask].numpy().tobytes(), digest_size=8).digest()
+        fingerprints.append(int.from_bytes(digest, "little", signed=True))
+    return torch.tensor(fingerprints, dtype=torch.long)
 
 
 def length_sorted_chunks(inputs: dict, chunk_size: int) -> list[tuple[torch.Tensor, dict]]:

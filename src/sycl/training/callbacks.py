@@ -3,9 +3,10 @@
 import logging
 from pathlib import Path
 
-import torch
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
+
+from sycl.models.checkpoint import encoder_from_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -14,7 +15,8 @@ class ExportEncoder(Callback):
     """At the end of training, write the encoder to ``dirpath`` (HF + sentence-transformers + settings).
 
     With ``use_best`` and a checkpoint callback that monitors a metric, the best checkpoint's weights
-    are exported rather than the last step's.
+    are exported rather than the last step's. They are loaded into a fresh encoder, never into the
+    trained module: checkpoint callbacks run after this one and may still write ``last.ckpt`` from it.
     """
 
     def __init__(self, dirpath: str, use_best: bool = True):
@@ -22,14 +24,16 @@ class ExportEncoder(Callback):
         self.use_best = use_best
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
         best = self.best_checkpoint(trainer) if self.use_best else None
-        if best is not None:
-            state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
-            pl_module.load_state_dict(state)
+        if best is None:
+            encoder = pl_module.encoder
+        else:
+            encoder = encoder_from_checkpoint(best)
             log.info("exporting the best checkpoint %s", best)
-        if trainer.is_global_zero:
-            pl_module.encoder.save_pretrained(self.dirpath)
-            log.info("exported the trained encoder to %s", self.dirpath)
+        encoder.save_pretrained(self.dirpath)
+        log.info("exported the trained encoder to %s", self.dirpath)
 
     @staticmethod
     def best_checkpoint(trainer: Trainer) -> str | None:

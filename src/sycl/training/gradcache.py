@@ -34,8 +34,8 @@ class GradCacheRetrieverModule(RetrieverModule):
     """RetrieverModule whose training step embeds in chunks and caches the embeddings' gradients.
 
     1. Embed all queries and passages chunk by chunk without a graph (memory: one chunk's activations).
-    2. Compute the loss on the full batch of embeddings (all-gathered across devices as usual) and
-       its gradient with respect to every embedding.
+    2. Compute the loss on the full batch of embeddings (all-gathered across devices and masked as in
+       ``RetrieverModule.score``) and its gradient with respect to every embedding.
     3. Re-embed each chunk with a graph, under the RNG state of step 1, and backpropagate the cached
        embedding gradient into the parameters.
     Optimisation is manual (Lightning's automatic loop allows one backward per step): gradient
@@ -81,11 +81,8 @@ class GradCacheRetrieverModule(RetrieverModule):
 
         queries = cached[0][2].detach().requires_grad_()
         passages = cached[1][2].detach().requires_grad_()
-        labels = batch["labels"]
-        gathered = [queries, passages, labels]
-        if self.hparams.gather_across_devices and self.trainer.world_size > 1:
-            gathered = [self._gather(t) for t in gathered]
-        loss = self.loss(gathered[0] @ gathered[1].T, gathered[2])
+        # The same gathering and duplicate-negative mask as the uncached forward.
+        loss = self.loss(*self.score(queries, passages, batch))
         query_grad, passage_grad = torch.autograd.grad(loss, [queries, passages])
 
         backward_passes = [

@@ -6,8 +6,10 @@ from dataclasses import asdict
 
 import torch
 from lightning import LightningModule
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
+from sycl.losses.base import duplicate_negative_mask
 from sycl.models.dual_encoder import DualEncoder
 from sycl.models.tokenization import length_sorted_chunks
 from sycl.training.schedule import linear_warmup_decay, total_optimizer_steps
@@ -16,8 +18,11 @@ from sycl.training.schedule import linear_warmup_decay, total_optimizer_steps
 class RetrieverModule(LightningModule):
     """Scores every query against every passage of the (all-gathered) batch and applies ``loss``.
 
-    The loss is any module called as ``loss(scores [B, B*K], labels [B, K])``; Hydra builds it from
-    ``conf/loss/<name>.yaml``, so a new loss never touches this class.
+    The loss is any module called as ``loss(scores [B, B*K], labels [B, K], column_mask [B, B*K] | None)``;
+    Hydra builds it from ``conf/loss/<name>.yaml``, so a new loss never touches this class.
+    ``mask_duplicate_negatives`` drops from a query's row the in-batch columns holding one of its own
+    passages (same tokens), which would otherwise be both a graded passage and a label-0 negative of the
+    query; False keeps them, as the reference does.
     """
 
     def __init__(
@@ -28,6 +33,7 @@ class RetrieverModule(LightningModule):
         weight_decay: float = 0.01,
         warmup_fraction: float = 0.05,
         gather_across_devices: bool = True,
+        mask_duplicate_negatives: bool = True,
         passage_chunk_size: int | None = None,
         compile: bool | Mapping = False,
     ):
@@ -54,14 +60,35 @@ class RetrieverModule(LightningModule):
                 tower.compile(**options)
                 tower._sycl_compiled = True
 
-    def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Returns scores [B, B*K] and labels [B, K], B being the global batch when gathering across devices."""
+    def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Returns scores [B, B*K], labels [B, K] and the loss's column_mask [B, B*K] (None without
+        ``mask_duplicate_negatives``), B being the global batch when gathering across devices."""
         queries = self.encoder.encode_queries(**batch["query"])  # [b, H]
         passages = self.encode_passages(batch["passages"])  # [b*K, H]
-        labels = batch["labels"]  # [b, K]
+        return self.score(queries, passages, batch)
+
+    def score(
+        self, queries: torch.Tensor, passages: torch.Tensor, batch: dict
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Scores this device's embeddings, queries [b, H] and passages [b*K, H], as ``forward`` does.
+
+        Gathers across devices, then drops the rows that only pad a device's share of a validation
+        batch (``batch["valid"]`` False) with their passages, so the loss sees exactly the global batch
+        that one process would.
+        """
+        labels, valid, passage_ids = batch["labels"], batch["valid"], batch["passage_ids"]  # [b, K], [b], [b*K]
         if self.hparams.gather_across_devices and self.trainer.world_size > 1:
-            queries, passages, labels = (self._gather(t) for t in (queries, passages, labels))
-        return queries @ passages.T, labels
+            queries, passages, labels, passage_ids = (self._gather(t) for t in (queries, passages, labels, passage_ids))
+            valid = self._gather(valid.long()).bool()  # as integers: gloo cannot all-gather bool tensors
+        if not valid.all():
+            group_size = labels.shape[1]
+            queries, labels = queries[valid], labels[valid]
+            passages = passages.view(-1, group_size, passages.shape[1])[valid].flatten(0, 1)
+            passage_ids = passage_ids.view(-1, group_size)[valid].flatten()
+        column_mask = None
+        if self.hparams.mask_duplicate_negatives:
+            column_mask = duplicate_negative_mask(passage_ids, labels.shape[1])
+        return queries @ passages.T, labels, column_mask
 
     def encode_passages(self, inputs: dict) -> torch.Tensor:
         """[b*K, H]. With ``passage_chunk_size``, passages are encoded in length-sorted chunks, each padded
@@ -76,15 +103,15 @@ class RetrieverModule(LightningModule):
 
     def _gather(self, tensor: torch.Tensor) -> torch.Tensor:
         # sync_grads keeps the graph through the gather, so each device's passages get gradients from all queries.
-        gathered = self.all_gather(tensor, sync_grads=True)  # [world, b, ...]
+        gathered = self.all_gather(tensor, sync_grads=tensor.requires_grad)  # [world, b, ...]
         return gathered.reshape(-1, *tensor.shape[1:])
 
     def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
         self._step_started = time.perf_counter()
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        scores, labels = self(batch)
-        loss = self.loss(scores, labels)
+        scores, labels, column_mask = self(batch)
+        loss = self.loss(scores, labels, column_mask)
         self.log("train/loss", loss, prog_bar=True, batch_size=labels.shape[0])
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=labels.shape[0])
         return loss
@@ -94,9 +121,20 @@ class RetrieverModule(LightningModule):
         queries = batch["labels"].shape[0] * self.trainer.world_size
         self.log("train/queries_per_sec", queries / max(elapsed, 1e-9), batch_size=batch["labels"].shape[0])
 
-    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        scores, labels = self(batch)
-        loss = self.loss(scores, labels)
+    def validation_step(self, batch: dict, batch_idx: int) -> torch.Tensor | None:
+        scores, labels, column_mask = self(batch)
+        needed = getattr(self.loss, "min_queries", 1)
+        if labels.shape[0] < needed:
+            rank_zero_warn(
+                f"validation batch {batch_idx} holds {labels.shape[0]} queries, the remainder of the validation set "
+                f"after full batches of data.batch_size x trainer.devices={self.trainer.world_size} queries, but "
+                f"{type(self.loss).__name__} needs at least {needed}: it is left out of val/loss. To include it, "
+                f"choose data.batch_size and trainer.devices so that this remainder is 0 or at least {needed}."
+            )
+            # Logged with weight 0 rather than skipped: every device must make the same logging calls.
+            self.log("val/loss", scores.new_zeros(()), batch_size=0, sync_dist=True)
+            return None
+        loss = self.loss(scores, labels, column_mask)
         self.log("val/loss", loss, batch_size=labels.shape[0], sync_dist=True)
         return loss
 
