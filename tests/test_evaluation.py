@@ -157,6 +157,7 @@ def test_eval_py_end_to_end_on_the_demo_test_collection(tmp_path):
     command = [
         sys.executable,
         "eval.py",
+        "benchmark=demo",  # the default adds Cranfield: minutes of MiniLM encoding on a CPU
         f"hydra.run.dir={tmp_path}",
         "evaluation.progress=false",
         f"paths.cache_dir={tmp_path}/cache",

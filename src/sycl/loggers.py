@@ -1,6 +1,8 @@
 """Helpers shared by every entry point that logs."""
 
+import csv
 import sys
+from pathlib import Path
 
 
 def finish_wandb(loggers: list) -> None:
@@ -15,3 +17,23 @@ def finish_wandb(loggers: list) -> None:
         import wandb
 
         wandb.finish(exit_code=0 if sys.exc_info()[0] is None else 1)
+
+
+def adopt_csv_columns(logger) -> None:
+    """Let a ``CSVLogger`` append to a ``metrics.csv`` that another process of the same run wrote.
+
+    Under ``ddp_spawn`` the training metrics are written by the spawned rank 0, while the launching
+    process, whose own writer has never seen those columns, logs the test metrics afterwards. Lightning's
+    writer then rewrites the file with only its own columns and fails on the existing rows
+    ("dict contains fields not in fieldnames"). Taking the file's header into the writer's columns first
+    keeps every row.
+    """
+    if type(logger).__name__ != "CSVLogger":
+        return
+    writer = logger.experiment
+    path = Path(writer.metrics_file_path)
+    if not path.is_file():
+        return
+    with path.open(newline="") as handle:
+        header = next(csv.reader(handle), [])
+    writer.metrics_keys = sorted(set(writer.metrics_keys) | set(header))

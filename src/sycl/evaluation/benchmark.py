@@ -1,11 +1,11 @@
-"""Evaluating an encoder on a list of datasets: the shared core of eval.py and train-then-test."""
+"""Evaluating an encoder (or BM25) on a list of datasets: the shared core of eval.py and train-then-test."""
 
 import logging
 from pathlib import Path
 
 from sycl.data.layout import dataset_files
 from sycl.evaluation.datasets import DatasetSpec, load_split, resolve_folder
-from sycl.evaluation.evaluator import EvaluationSettings, RetrievalEvaluator
+from sycl.evaluation.evaluator import EvaluationSettings, Ranker, RetrievalEvaluator
 from sycl.evaluation.metrics import Run, compute_metrics
 from sycl.evaluation.reports import Results, write_run, write_summary
 from sycl.models.dual_encoder import DualEncoder
@@ -36,7 +36,7 @@ def check_available(specs: list[DatasetSpec], beir_dir: str | Path, download: bo
 
 
 def evaluate_datasets(
-    encoder: DualEncoder,
+    ranker: DualEncoder | Ranker,
     specs: list[DatasetSpec],
     settings: EvaluationSettings,
     beir_dir: str | Path,
@@ -45,7 +45,7 @@ def evaluate_datasets(
     prefix: str = "results",
     tag: str = "sycl",
 ) -> tuple[Results, dict[str, Run]]:
-    """Evaluate on every dataset, one at a time so only one corpus is in memory.
+    """Evaluate ``ranker`` (an encoder, or BM25) on every dataset, one at a time so only one corpus is in memory.
 
     With ``output_dir``, each dataset's run file, and results.json/.md and <prefix>_checks.json so far,
     are written as soon as it finishes (see ``reports``), so a failure on a later dataset keeps the
@@ -66,13 +66,13 @@ def evaluate_datasets(
                 len(split.queries),
                 len(split.corpus),
             )
-            run, self_hits = evaluator.rank(encoder, split)
+            run, decided = evaluator.rank(ranker, split)
             results[spec.label], runs[spec.label] = compute_metrics(split.qrels, run), run
         except Exception:
             if results and output_dir is not None:
                 log.error("%s failed; the results of %s are in %s", spec.label, ", ".join(results), output_dir)
             raise
-        checks[spec.label] = {**split.checks, **self_hits}
+        checks[spec.label] = {**split.checks, **decided}
         if output_dir is not None:
             write_run(output_dir, spec.label, run, prefix, tag)
             write_summary(output_dir, results, prefix, checks)

@@ -1,7 +1,8 @@
-"""Encode, search and score one or more retrieval splits with a dual encoder."""
+"""Rank and score retrieval splits with a dual encoder (encode, search) or a lexical ranker (BM25)."""
 
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -38,42 +39,81 @@ class EvaluationSettings:
             raise ValueError(f"evaluation.remove_self_hits={self.remove_self_hits!r} is not one of auto, true, false")
 
 
+class Ranker(Protocol):
+    """A ranker other than a ``DualEncoder``, e.g. ``sycl.evaluation.lexical.BM25Retriever``."""
+
+    name: str  # the tag of its run files
+    description: str  # its settings, for the log and results_checks.json
+
+    def hits(self, split: RetrievalSplit, depth: int) -> dict[str, list[tuple[str, float]]]:
+        """{query id: [(corpus id, score), ...]}, with every passage scoring as high as each query's ``depth``-th."""
+
+
 class RetrievalEvaluator:
-    """Ranks each split's whole corpus for each of its queries and computes the graded metrics."""
+    """Ranks each split's whole corpus for each of its queries and computes the graded metrics.
+
+    The ranker is a ``DualEncoder`` (embeddings, exact or faiss search) or a ``Ranker`` (BM25); both go
+    through the same self-hit rule, top-k cut and metrics.
+    """
 
     def __init__(self, settings: EvaluationSettings | None = None):
         self.settings = settings or EvaluationSettings()
         self.cache = EmbeddingCache(self.settings.cache_dir) if self.settings.cache_dir else None
 
-    def evaluate(self, encoder: DualEncoder, split: RetrievalSplit) -> tuple[dict[str, float], Run]:
+    def evaluate(self, ranker: DualEncoder | Ranker, split: RetrievalSplit) -> tuple[dict[str, float], Run]:
         """Returns ({metric: value}, run) for one split."""
-        run, _ = self.rank(encoder, split)
+        run, _ = self.rank(ranker, split)
         return compute_metrics(split.qrels, run), run
 
-    def rank(self, encoder: DualEncoder, split: RetrievalSplit) -> tuple[Run, dict[str, str | int]]:
-        """Each query's top_k passages in ``trec_order``, whatever the backend, and what the self-hit rule did.
+    def rank(self, ranker: DualEncoder | Ranker, split: RetrievalSplit) -> tuple[Run, dict[str, str | int]]:
+        """Each query's top_k passages in ``trec_order``, whatever the ranker and backend, and what was decided.
 
-        Returns (run, {"self_hit_rule": sentence, "self_hits_dropped": count}).
+        Returns (run, {"ranker": its description, "self_hit_rule": sentence, "self_hits_dropped": count,
+        "queries_without_hits": count}). A query without hits (BM25: no term shared with any passage) is
+        not in the run file, so it is not scored, as trec_eval skips it; the count says how many.
         """
+        self_queries, rule = self_hit_queries(self.settings.remove_self_hits, split.queries, split.corpus)
+        # One hit beyond top_k where a self-hit may be dropped, so that top_k are left.
+        depth = self.settings.top_k + bool(self_queries)
+        if isinstance(ranker, DualEncoder):
+            hits, description = self.dense_hits(ranker, split, depth), f"dense encoder, {self.settings.backend} search"
+        else:
+            hits, description = ranker.hits(split, depth), ranker.description
+        run: Run = {}
+        dropped = 0
+        for query_id, query_hits in hits.items():
+            kept = without_self_hit(query_id, query_hits, self_queries)
+            dropped += len(query_hits) - len(kept)
+            run[query_id] = dict(trec_order(dict(kept))[: self.settings.top_k])
+        without_hits = sum(not query_hits for query_hits in run.values())
+        log.info("%s: ranked by %s; %s; %d hits dropped", split.name, description, rule, dropped)
+        if without_hits:
+            log.warning(
+                "%s: %d of %d queries got no hit; they are not scored (trec_eval skips queries missing from a run)",
+                split.name,
+                without_hits,
+                len(run),
+            )
+        return run, {
+            "ranker": description,
+            "self_hit_rule": rule,
+            "self_hits_dropped": dropped,
+            "queries_without_hits": without_hits,
+        }
+
+    def dense_hits(self, encoder: DualEncoder, split: RetrievalSplit, depth: int) -> dict[str, list[tuple[str, float]]]:
+        """{query id: [(corpus id, score), ...]}: every passage scoring as high as the query's ``depth``-th."""
         corpus_ids = list(split.corpus)
         corpus_embeddings = self.corpus_embeddings(encoder, split, corpus_ids)
         query_ids = list(split.queries)
         query_embeddings = self.encode(encoder, [split.queries[q] for q in query_ids], "query")
         search = faiss_search if self.settings.backend == "faiss" else exact_search
         options = {} if self.settings.backend == "faiss" else {"corpus_chunk_size": self.settings.corpus_chunk_size}
-        self_queries, rule = self_hit_queries(self.settings.remove_self_hits, split.queries, split.corpus)
-        # One hit beyond top_k where a self-hit may be dropped, so that top_k are left.
-        depth = self.settings.top_k + bool(self_queries)
         scores, indices = search_past_ties(search, query_embeddings, corpus_embeddings, depth, **options)
-        run: Run = {}
-        dropped = 0
-        for row, query_id in enumerate(query_ids):
-            hits = [(corpus_ids[j], s) for j, s in zip(indices[row].tolist(), scores[row].tolist(), strict=True)]
-            kept = without_self_hit(query_id, hits, self_queries)
-            dropped += len(hits) - len(kept)
-            run[query_id] = dict(trec_order(dict(kept))[: self.settings.top_k])
-        log.info("%s: %s; %d hits dropped", split.name, rule, dropped)
-        return run, {"self_hit_rule": rule, "self_hits_dropped": dropped}
+        return {
+            query_id: [(corpus_ids[j], s) for j, s in zip(indices[row].tolist(), scores[row].tolist(), strict=True)]
+            for row, query_id in enumerate(query_ids)
+        }
 
     def corpus_embeddings(self, encoder: DualEncoder, split: RetrievalSplit, corpus_ids: list[str]) -> torch.Tensor:
         key = None

@@ -63,12 +63,3 @@ def write_summary(
     write_text_atomically(output_dir / f"{prefix}.json", json.dumps(results, indent=2) + "\n")
     if checks is not None:
         write_text_atomically(output_dir / f"{prefix}_checks.json", json.dumps(checks, indent=2) + "\n")
-
-
-def write_results(
-    output_dir: str | Path, results: Results, runs: dict[str, Run], prefix: str = "results", tag: str = "sycl"
-) -> None:
-    """Write ``<prefix>.json``, ``<prefix>.md`` and ``runs/<prefix>-<dataset>.trec`` under output_dir."""
-    for dataset, run in runs.items():
-        write_run(output_dir, dataset, run, prefix, tag)
-    write_summary(output_dir, results, prefix)

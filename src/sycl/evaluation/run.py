@@ -1,4 +1,5 @@
-"""The body of eval.py: load a model (folder, hub id or .ckpt), evaluate on a benchmark, write results."""
+"""The body of eval.py: load a ranker (a model folder, hub id or .ckpt; or BM25), evaluate on a benchmark, write
+results."""
 
 import logging
 from pathlib import Path
@@ -9,22 +10,33 @@ from omegaconf import DictConfig, OmegaConf
 from sycl.evaluation.benchmark import dataset_specs, evaluate_datasets
 from sycl.evaluation.evaluator import EvaluationSettings
 from sycl.evaluation.reports import Results, results_table
-from sycl.loggers import finish_wandb
+from sycl.loggers import adopt_csv_columns, finish_wandb
 from sycl.models.checkpoint import encoder_from_checkpoint
+from sycl.models.dual_encoder import DualEncoder
 
 log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: DictConfig) -> Results:
-    """Evaluate ``cfg.model`` (or ``cfg.ckpt_path``) on ``cfg.datasets``; write results to the run dir."""
+    """Evaluate ``cfg.ranker`` (the encoder of ``cfg.model`` or ``cfg.ckpt_path``, or BM25) on ``cfg.datasets``;
+    write results to the run dir."""
     specs = dataset_specs(cfg.datasets, cfg.split)
-    encoder = encoder_from_checkpoint(cfg.ckpt_path) if cfg.get("ckpt_path") else instantiate(cfg.model)
+    ranker = instantiate(cfg.ranker)
+    lexical = not isinstance(ranker, DualEncoder)
     settings = EvaluationSettings(**OmegaConf.to_container(cfg.evaluation, resolve=True))
     output_dir = Path(cfg.paths.output_dir)
     # Written as each dataset finishes: a failure on a later dataset keeps the earlier ones' results.
     results, _ = evaluate_datasets(
-        encoder, specs, settings, cfg.paths.beir_dir, cfg.get("download", True), output_dir=output_dir
+        ranker,
+        specs,
+        settings,
+        cfg.paths.beir_dir,
+        cfg.get("download", True),
+        output_dir=output_dir,
+        tag=ranker.name if lexical else "sycl",
     )
+    if lexical:
+        print(f"Ranked by {ranker.description}")
     print(results_table(results))
     print(f"Results: {output_dir / 'results.json'}")
     if cfg.get("logger"):
@@ -36,12 +48,18 @@ def evaluate(cfg: DictConfig) -> Results:
     return results
 
 
+def load_encoder(model: DictConfig, ckpt_path: str | None = None) -> DualEncoder:
+    """The encoder that ``ranker=dense`` evaluates: a training checkpoint's if ``ckpt_path``, else ``model``'s."""
+    return encoder_from_checkpoint(ckpt_path) if ckpt_path else instantiate(model)
+
+
 def log_to_loggers(loggers: list, results: Results, cfg: DictConfig | None = None, prefix: str = "test") -> None:
     """Log ``{prefix}/<dataset>/<metric>`` values, and the results table to W&B."""
     flat = {f"{prefix}/{dataset}/{metric}": value for dataset, row in results.items() for metric, value in row.items()}
     for logger in loggers:
         if cfg is not None:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        adopt_csv_columns(logger)
         logger.log_metrics(flat)
         if hasattr(logger, "log_table"):
             metrics = list(next(iter(results.values())))

@@ -9,7 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sycl.evaluation.benchmark import dataset_specs, evaluate_datasets
 from sycl.evaluation.evaluator import EvaluationSettings
-from sycl.evaluation.reports import comparison_table, write_results
+from sycl.evaluation.reports import comparison_table
 from sycl.evaluation.run import log_to_loggers
 from sycl.files import write_text_atomically
 from sycl.loggers import finish_wandb
@@ -45,16 +45,26 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 
 def evaluate_trained_and_base(cfg: DictConfig, export_dir: Path, loggers: list) -> dict[str, float]:
-    """Evaluate the exported model and the untrained base model on the test benchmark; print both."""
+    """Evaluate the exported model and the untrained base model on the test benchmark; print both.
+
+    Each model's results files (``results*`` and ``results_base*``, see ``evaluate_datasets``) are written as
+    each dataset finishes, so a failure on a later dataset keeps the earlier ones.
+    """
     specs = dataset_specs(cfg.benchmark.datasets)
     settings = EvaluationSettings(**OmegaConf.to_container(cfg.evaluation, resolve=True))
     output_dir = Path(cfg.paths.output_dir)
-    trained, trained_runs = evaluate_datasets(
-        DualEncoder.from_pretrained(str(export_dir)), specs, settings, cfg.paths.beir_dir
+    trained, _ = evaluate_datasets(
+        DualEncoder.from_pretrained(str(export_dir)), specs, settings, cfg.paths.beir_dir, output_dir=output_dir
     )
-    base, base_runs = evaluate_datasets(instantiate(cfg.model), specs, settings, cfg.paths.beir_dir)
-    write_results(output_dir, trained, trained_runs)
-    write_results(output_dir, base, base_runs, prefix="results_base", tag="base")
+    base, _ = evaluate_datasets(
+        instantiate(cfg.model),
+        specs,
+        settings,
+        cfg.paths.beir_dir,
+        output_dir=output_dir,
+        prefix="results_base",
+        tag="base",
+    )
     table = comparison_table(base, trained)
     write_text_atomically(output_dir / "comparison.md", table)
     print("\nTest benchmark, base model vs trained:\n" + table)
