@@ -154,7 +154,7 @@ CASES = {
         replace_line("bad/corpus.jsonl", 2, record(_id="d2", title="", text=42)),
     ),
     "eval-qrels-two-columns": evaluate(
-        (r"<ws>/bad/qrels/test\.tsv, line 4: expected 3 tab-separated columns, got 2",),
+        (r"<ws>/bad/qrels/test\.tsv, line 4: expected 3 columns \(query-id, corpus-id, score\), got 2",),
         replace_line("bad/qrels/test.tsv", 4, "q2\td3"),
     ),
     "eval-qrels-file-missing": evaluate((r"<ws>/bad/qrels/test\.tsv",), delete("bad/qrels/test.tsv")),
@@ -178,9 +178,10 @@ CASES = {
         (r"<ws>/ds/qrels/train\.tsv, line 2, field 'score': .*'abc'",),
         replace_line("ds/qrels/train.tsv", 2, "q1\td1\tabc"),
     ),
-    "mine-qrels-wrong-header": mine(
-        (r"<ws>/ds/qrels/train\.tsv, line 1: .*header",),
-        replace_line("ds/qrels/train.tsv", 1, "qid\tdocid\tlabel"),
+    # Only line 1 may be a header: a header-like row further down is a bad score.
+    "mine-qrels-header-inside": mine(
+        (r"<ws>/ds/qrels/train\.tsv, line 3, field 'score'",),
+        replace_line("ds/qrels/train.tsv", 3, "qid\tdocid\tlabel"),
     ),
     # generate.py: <ws>/queries.jsonl (q0, q1) -> <ws>/out, against a local fake server
     "generate-query-without-id": generate(

@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from sycl.generation import generate
+from sycl.generation.errors import GenerationError
 from sycl.generation.hf_chat import HFChat
 from sycl.generation.parsing import AnswerParser
 from tests.fake_openai_server import json_answer
@@ -64,8 +65,11 @@ def test_hf_backend_batches_and_accounts_for_gibberish_answers(tmp_path, tiny_ll
             "progress=false",
         ]
     )
-    report = generate(cfg)
+    with pytest.raises(GenerationError, match="no query was completed.*truncated 3"):
+        generate(cfg)  # with nothing complete there is no dataset to write, but the report says why
 
+    out = tmp_path / "out"
+    report = json.loads((out / "report.json").read_text())
     assert report["queries"]["failed"] == 3 and report["queries"]["written"] == 0
     # Without an end token every answer runs to max_new_tokens, so each is rejected as cut off.
     assert report["failure_reasons"] == {"truncated": 3}
@@ -80,10 +84,8 @@ def test_hf_backend_batches_and_accounts_for_gibberish_answers(tmp_path, tiny_ll
     assert report["tokens"]["prompt"] == 2 * sum(
         len(tokenizer(r, add_special_tokens=False).input_ids) for r in rendered
     )
-    out = tmp_path / "out"
-    assert (out / "corpus.jsonl").read_text() == "" and (out / "queries.jsonl").read_text() == ""
-    assert (out / "qrels" / "train.tsv").read_text() == "query-id\tcorpus-id\tscore\n"
-    assert json.loads((out / "report.json").read_text())["failed"]["q0"]["reason"] == "truncated"
+    assert not (out / "corpus.jsonl").exists() and not (out / "qrels").exists()
+    assert report["failed"]["q0"]["reason"] == "truncated"
 
 
 def test_hf_backend_decodes_only_the_new_tokens_and_stops_at_the_end_token(tiny_llm):

@@ -16,7 +16,7 @@ from sycl.generation.journal import Journal
 from sycl.generation.report import build_report, summary_lines
 from sycl.generation.scheduler import RunStats, Scheduler
 from sycl.generation.work import filled_slots, is_complete, iter_journal_passages, pending_units
-from sycl.generation.writer import write_beir
+from sycl.generation.writer import WrittenDataset, write_beir
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +69,9 @@ def generate(cfg: DictConfig) -> dict:
             in_complete = (p for p in passages() if p.query_id in complete)
             agreements = consistency.agreements(queries, in_complete)
             flagged = {q: round(a, 3) for q, a in agreements.items() if a < consistency.min_agreement}
-        if queries and not complete:
-            raise GenerationError(no_query_complete(stats))
         keep = complete - set(flagged or ()) if consistency.drop else complete
-        written = write_beir(output_dir, queries, passages(), keep, cfg.split)
+        # With no query complete there is no dataset: an empty one would only fail later, in training.
+        written = write_beir(output_dir, queries, passages(), keep, cfg.split) if complete else WrittenDataset()
     report = build_report(
         input_queries=len(queries),
         complete_before=complete_before,
@@ -86,6 +85,8 @@ def generate(cfg: DictConfig) -> dict:
     write_lines_atomically(output_dir / "report.json", [json.dumps(report, indent=2, ensure_ascii=False) + "\n"])
     for line in summary_lines(report):
         log.info(line)
+    if not complete:
+        raise GenerationError(f"{no_query_complete(stats)}; report: {output_dir / 'report.json'}")
     log.info("wrote %s (corpus.jsonl, queries.jsonl, qrels/%s.tsv, report.json)", output_dir, cfg.split)
     return report
 
