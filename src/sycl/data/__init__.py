@@ -1,4 +1,4 @@
-"""Training data: BEIR-layout readers, sources and their merge, graded group sampling, batching."""
+"""Training data: readers of every standard layout, sources and their merge, graded group sampling, batching."""
 
 from sycl.data.errors import DataFormatError
 from sycl.data.sources import SourceSpec, load_sources

@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 
-class EpochBatchSampler(Sampler[list[tuple[int, int]]]):
+class EpochBatchSampler(Sampler[list[tuple]]):
     """Shuffles once per epoch with ``seed + epoch`` and yields this rank's share of each global batch.
 
     Each global batch holds ``batch_size * num_replicas`` items; rank r takes the r-th slice, so with

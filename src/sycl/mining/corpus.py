@@ -1,4 +1,4 @@
-"""Streaming a BEIR corpus.jsonl in chunks, so mining never holds the texts of a large corpus.
+"""Streaming a corpus file (any layout the readers know) in chunks, so mining never holds the texts of a large corpus.
 
 MS MARCO's corpus has 8.8M passages (about 3 GB of JSON); as a Python dict of texts it would take over
 10 GB. The miners read it once, in order, and keep only what they need (BM25 token ids, or embeddings).
