@@ -1,9 +1,7 @@
 """BM25 as an evaluation ranker: the lexical baseline row of a results table, scored by ``sycl.mining``'s BM25."""
 
-import numpy as np
-
 from sycl.evaluation.datasets import RetrievalSplit
-from sycl.mining.bm25 import BM25Miner, top_matches
+from sycl.mining.bm25 import BM25Miner
 
 
 class BM25Retriever:
@@ -49,36 +47,11 @@ class BM25Retriever:
     def hits(self, split: RetrievalSplit, depth: int) -> dict[str, list[tuple[str, float]]]:
         """{query id: [(corpus id, score), ...]}: at least the ``depth`` best passages sharing a term with the query.
 
-        Every passage that ties with a query's ``depth``-th score is included (``top_matches_past_ties``), so
-        the caller's cut in ``trec_order`` does not depend on how bm25s broke ties. A query with no term
-        after tokenisation, or a corpus with none, gives no hits.
+        Every passage that ties with a query's ``depth``-th score is included (``BM25Miner.rank``'s
+        ``past_ties``), so the caller's cut in ``trec_order`` does not depend on how bm25s broke ties. A query
+        with no term after tokenisation, or a corpus with none, gives no hits.
         """
-        index, corpus_ids = self.miner.index(split.corpus_file)
-        query_ids = list(split.queries)
-        terms = self.miner.tokenize([split.queries[q] for q in query_ids], return_ids=False)
-        hits = {}
-        for query_id, query_terms in zip(query_ids, terms, strict=True):
-            if index is None:
-                hits[query_id] = []
-                continue
-            scores, indices = top_matches_past_ties(index, query_terms, depth)
-            hits[query_id] = [(corpus_ids[i], s) for i, s in zip(indices.tolist(), scores.tolist(), strict=True)]
-        return hits
-
-
-def top_matches_past_ties(index, query_terms: list[str], depth: int) -> tuple[np.ndarray, np.ndarray]:
-    """``top_matches`` deep enough that every passage scoring as high as the ``depth``-th is returned.
-
-    Returns scores [k] (descending) and corpus indices [k]. ``top_matches`` picks arbitrarily among passages
-    tied at its last score; asking one deeper shows whether any passage left out could tie with the
-    ``depth``-th, and if so the query is scored again twice as deep (as ``search.search_past_ties`` does).
-    """
-    k = depth + 1
-    while True:
-        scores, indices = top_matches(index, query_terms, k)
-        if len(scores) < k or scores[k - 1] < scores[depth - 1]:
-            return scores, indices
-        k *= 2
+        return dict(self.miner.rank(split.corpus_file, split.queries, depth, past_ties=True))
 
 
 def snowball_stemmer(algorithm: str):

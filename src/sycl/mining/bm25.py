@@ -116,11 +116,16 @@ class BM25Miner:
         )
         return retriever, corpus_ids
 
-    def rank(self, corpus_path: str | Path, queries: dict[str, str], top_k: int) -> Iterator[tuple[str, list[Hit]]]:
+    def rank(
+        self, corpus_path: str | Path, queries: dict[str, str], top_k: int, past_ties: bool = False
+    ) -> Iterator[tuple[str, list[Hit]]]:
         """Yield (query id, hits best first) for every query, in the order of ``queries``.
 
         At most ``top_k`` hits, and only passages sharing at least one term with the query (score > 0).
+        With ``past_ties``, also every passage tied with the ``top_k``-th (``top_matches_past_ties``), so a
+        caller that cuts ties in its own order (evaluation's ``trec_order``) does not depend on bm25s's.
         """
+        select = top_matches_past_ties if past_ties else top_matches
         retriever, corpus_ids = self.index(corpus_path)
         query_ids = list(queries)
         without_terms = 0
@@ -133,7 +138,7 @@ class BM25Miner:
                     if retriever is None:
                         yield query_id, []
                         continue
-                    scores, indices = top_matches(retriever, query_tokens, top_k)
+                    scores, indices = select(retriever, query_tokens, top_k)
                     yield query_id, [(corpus_ids[i], s) for i, s in zip(indices.tolist(), scores.tolist(), strict=True)]
                 bar.update(len(batch))
         if without_terms:
@@ -163,3 +168,19 @@ def top_matches(retriever: bm25s.BM25, query_tokens: list[str], top_k: int) -> t
         matching = matching[np.argpartition(scores[matching], -top_k)[-top_k:]]
     order = np.lexsort((matching, -scores[matching]))
     return scores[matching[order]], matching[order]
+
+
+def top_matches_past_ties(index, query_terms: list[str], depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """``top_matches`` deep enough that every passage scoring as high as the ``depth``-th is returned.
+
+    Returns scores [k] (descending) and corpus indices [k]. ``top_matches`` picks arbitrarily among passages
+    tied at its last score; asking one deeper shows whether any passage left out could tie with the
+    ``depth``-th, and if so the query is scored again twice as deep (as ``sycl.evaluation.search.search_past_ties``
+    does for dense search).
+    """
+    k = depth + 1
+    while True:
+        scores, indices = top_matches(index, query_terms, k)
+        if len(scores) < k or scores[k - 1] < scores[depth - 1]:
+            return scores, indices
+        k *= 2
