@@ -19,7 +19,7 @@ CRANFIELD = Path(CONF_DIR).parent / "data" / "cranfield"
 
 def test_shipped_cranfield_loads_with_the_stats_of_its_stats_json(tmp_path):
     stats = json.loads((CRANFIELD / "stats.json").read_text())
-    split = load_split(DatasetSpec(str(CRANFIELD), "test"), tmp_path, download=False)
+    split = load_split(DatasetSpec(str(CRANFIELD), "all"), tmp_path, download=False)
     assert (len(split.queries), len(split.corpus)) == (stats["queries"], stats["docs"]) == (225, 1400)
     assert sum(len(judged) for judged in split.qrels.values()) == stats["qrels_rows"] == 1837
     labels = Counter(label for judged in split.qrels.values() for label in judged.values())

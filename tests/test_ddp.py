@@ -53,6 +53,7 @@ def one_step(
         "~callbacks.model_checkpoint",
         "~callbacks.retrieval_validation",
         "~callbacks.best_checkpoint",
+        "~callbacks.early_stopping",
         "~callbacks.export_encoder",
         "+callbacks.save_step._target_=tests.test_ddp.SaveStep",
         f"+callbacks.save_step.path={out}",

@@ -146,6 +146,7 @@ def tiny_steps(tiny_model_path: str) -> list[str]:
         "evaluation.progress=false",
         "~callbacks.retrieval_validation",
         "~callbacks.best_checkpoint",
+        "~callbacks.early_stopping",
         "~callbacks.model_checkpoint",
         "callbacks.export_encoder.use_best=false",
     ]

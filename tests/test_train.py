@@ -120,6 +120,7 @@ def test_minilm_trains_a_few_real_steps(tmp_path, setting):
         "~benchmark",
         "~callbacks.retrieval_validation",
         "~callbacks.best_checkpoint",
+        "~callbacks.early_stopping",
     ] + setting
     metrics = train(compose_train_config(tmp_path, overrides))
     assert torch.isfinite(torch.tensor(metrics["train/loss"]))

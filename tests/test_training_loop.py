@@ -214,6 +214,7 @@ def test_every_checkpoint_holds_the_state_it_is_named_after(tmp_path, tiny_model
         "callbacks.best_checkpoint.monitor=harness/score",
         "callbacks.best_checkpoint.filename='best-{epoch}'",
         "~callbacks.retrieval_validation",
+        "~callbacks.early_stopping",
         # No step checkpoint in so short a run: ModelCheckpoint writes last.ckpt when training ends,
         # after the export callback has run.
         "callbacks.model_checkpoint.every_n_train_steps=100",

@@ -26,6 +26,7 @@ def tiny_wandb_job(tmp_path: Path, tiny_model_path: str, batch_size: int):
             "~benchmark",
             "~callbacks.retrieval_validation",
             "~callbacks.best_checkpoint",
+            "~callbacks.early_stopping",
         ],
     )
 

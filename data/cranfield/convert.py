@@ -76,7 +76,7 @@ def main():
         score = 5 - c if c in (1, 2, 3, 4) else 4
         assert c in (1, 2, 3, 4, -1)
         rows.append((q, d, score))
-    with open(os.path.join(out, "qrels", "test.tsv"), "w") as f:
+    with open(os.path.join(out, "qrels", "all.tsv"), "w") as f:
         f.write("query-id\tcorpus-id\tscore\n")
         for q, d, s in rows:
             f.write(f"{q}\t{d}\t{s}\n")
