@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import pytrec_eval
+import scipy.stats
 
 from sycl.evaluation import DatasetSpec, load_split
 from sycl.evaluation.run import evaluate
@@ -59,13 +60,22 @@ def collection_with_ties_and_a_self_hit(folder: Path) -> Path:
     return folder
 
 
-def read_run_file(path: Path) -> dict[str, dict[str, float]]:
+def read_run_file(path: Path, expected_tag: str = "bm25") -> dict[str, dict[str, float]]:
     run: dict[str, dict[str, float]] = {}
     for line in path.read_text().splitlines():
         query_id, _, corpus_id, _, score, tag = line.split()
-        assert tag == "bm25"
+        assert tag == expected_tag
         run.setdefault(query_id, {})[corpus_id] = float(score)
     return run
+
+
+def read_qrels_file(path: Path) -> dict[str, dict[str, int]]:
+    """A BEIR qrels TSV (header, then query-id, corpus-id, score), read here rather than by the code under test."""
+    qrels: dict[str, dict[str, int]] = {}
+    for line in path.read_text().splitlines()[1:]:
+        query_id, corpus_id, score = line.split("\t")
+        qrels.setdefault(query_id, {})[corpus_id] = int(score)
+    return qrels
 
 
 def bm25_eval(tmp_path: Path, folder: Path, top_k: int, name: str):
@@ -115,8 +125,10 @@ def test_train_then_test_compares_base_and_trained_on_the_demo_set_and_cranfield
     cfg = compose_train_config(tmp_path, tiny_overrides(tiny_model_path) + ["evaluation.progress=false"])
     metrics = train(cfg)
     table = capsys.readouterr().out.split("Test benchmark, base model vs trained:")[1]
-    rows = [line.split(" | ")[0].strip("| ") for line in table.strip().splitlines()[2:]]
+    lines = table.strip().splitlines()
+    rows = [line.split(" | ")[0].strip("| ") for line in lines[2:] if line.startswith("|")]
     assert rows == ["demo", "cranfield", "**mean**"]
+    assert lines[0].endswith("| difference | 95% CI | p (t-test) | n |") and lines[4].endswith("| - | - | - |")
     assert (tmp_path / "comparison.md").read_text().strip() == table.strip()
     for prefix in ("results", "results_base"):
         assert list(json.loads((tmp_path / f"{prefix}.json").read_text())) == ["demo", "cranfield"]
@@ -124,3 +136,37 @@ def test_train_then_test_compares_base_and_trained_on_the_demo_set_and_cranfield
         assert (tmp_path / "runs" / f"{prefix}-cranfield.trec").is_file()
     trained = json.loads((tmp_path / "results.json").read_text())
     assert metrics["test/cranfield/NDCG@10"] == trained["cranfield"]["NDCG@10"]
+
+    # comparison.json's tests are what scipy gives on per-query nDCG@10 recomputed from the written files.
+    comparison = json.loads((tmp_path / "comparison.json").read_text())
+    base = json.loads((tmp_path / "results_base.json").read_text())
+    for dataset in cfg.benchmark.datasets:
+        row = comparison[dataset.name]
+        qrels = read_qrels_file(Path(dataset.path) / "qrels" / f"{dataset.split}.tsv")
+        ndcg = {
+            prefix: {
+                query_id: values["ndcg_cut_10"]
+                for query_id, values in pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"})
+                .evaluate(read_run_file(tmp_path / "runs" / f"{prefix}-{dataset.name}.trec", tag))
+                .items()
+            }
+            for prefix, tag in (("results", "sycl"), ("results_base", "base"))
+        }
+        queries = sorted(ndcg["results"])
+        assert sorted(ndcg["results_base"]) == queries and row["n"] == len(queries) == len(qrels)
+        after, before = ([ndcg[prefix][q] for q in queries] for prefix in ("results", "results_base"))
+        differences = [a - b for a, b in zip(after, before, strict=True)]
+        expected = scipy.stats.ttest_rel(after, before)
+        if len(set(differences)) > 1:
+            assert row["p_t"] == pytest.approx(expected.pvalue, rel=1e-9, abs=1e-15)
+            low, high = expected.confidence_interval(0.95)
+            assert (row["ci_low"], row["ci_high"]) == pytest.approx((low, high), abs=1e-9)
+        else:  # no spread: scipy's t is 0/0 or d/0, the comparison says (d, d) and p 1 or 0
+            assert (row["ci_low"], row["ci_high"], row["p_t"]) == (
+                differences[0],
+                differences[0],
+                float(not differences[0]),
+            )
+        assert 0 < row["p_randomization"] <= 1
+        assert (row["base"], row["trained"]) == (base[dataset.name]["NDCG@10"], trained[dataset.name]["NDCG@10"])
+        assert row["difference"] == pytest.approx(sum(differences) / len(differences), abs=1e-12)

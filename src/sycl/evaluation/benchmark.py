@@ -4,7 +4,7 @@ import logging
 from pathlib import Path
 
 from sycl.data.layout import dataset_files
-from sycl.evaluation.datasets import DatasetSpec, load_split, resolve_folder
+from sycl.evaluation.datasets import DatasetSpec, integer_qrels, load_split, resolve_folder
 from sycl.evaluation.evaluator import EvaluationSettings, Ranker, RetrievalEvaluator
 from sycl.evaluation.metrics import Run, compute_metrics
 from sycl.evaluation.reports import Results, write_run, write_summary
@@ -33,6 +33,15 @@ def check_available(specs: list[DatasetSpec], beir_dir: str | Path, download: bo
             dataset_files(resolve_folder(spec.path, beir_dir, download), spec.split)
         except FileNotFoundError as error:
             raise FileNotFoundError(f"dataset {spec.label}: {error}") from None
+
+
+def load_qrels(spec: DatasetSpec, beir_dir: str | Path, download: bool = True) -> dict[str, dict[str, int]]:
+    """The graded qrels of ``spec``'s split as ``load_split`` reads them, without reading its corpus or queries.
+
+    With a run that ``evaluate_datasets`` returned or wrote, they give the per-query values it averaged
+    (``sycl.evaluation.metrics.per_query_metric``): a paired test's input.
+    """
+    return integer_qrels(dataset_files(resolve_folder(spec.path, beir_dir, download), spec.split).qrels)
 
 
 def evaluate_datasets(

@@ -75,6 +75,25 @@ def per_query_metrics(qrels: dict[str, dict[str, int]], run: Run) -> dict[str, d
     }
 
 
+def per_query_metric(qrels: dict[str, dict[str, int]], run: Run, metric: str = "NDCG@10") -> dict[str, float]:
+    """{query id: ``metric``} of every query ``per_query_metrics`` scores: the values ``compute_metrics`` averages.
+
+    The input of a paired test over queries (``sycl.evaluation.significance``). Raises ValueError for a
+    name not in METRICS.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}")
+    return {query_id: values[metric] for query_id, values in per_query_metrics(qrels, run).items()}
+
+
+def per_query_ndcg(qrels: dict[str, dict[str, int]], run: Run, cutoff: int = 10) -> dict[str, float]:
+    """nDCG@cutoff of every query both judged and in ``run``, from pytrec_eval, at any cutoff (METRICS has
+    1, 3, 5, 10 and 100, where it equals ``per_query_metric(qrels, run, f"NDCG@{cutoff}")``)."""
+    measure = f"ndcg_cut.{cutoff}"
+    scores = pytrec_eval.RelevanceEvaluator(qrels, {measure}).evaluate(run)
+    return {query_id: values[f"ndcg_cut_{cutoff}"] for query_id, values in scores.items()}
+
+
 def compute_metrics(qrels: dict[str, dict[str, int]], run: Run) -> dict[str, float]:
     """The metrics in METRICS, averaged over the queries ``per_query_metrics`` scores.
 

@@ -1,16 +1,19 @@
 """Results files a person reads: results.json, a markdown table with a mean row, TREC run files, and
 results_checks.json, what each dataset's files held that evaluation had to decide on (missing texts,
-missing passages, self-hits); results.json keeps only {dataset: {metric: value}} for its readers."""
+missing passages, self-hits); results.json keeps only {dataset: {metric: value}} for its readers. After
+training, comparison.md and comparison.json: base vs trained per dataset, with paired tests over queries."""
 
 import json
 from pathlib import Path
 
 from sycl.evaluation.metrics import METRICS, Run, trec_order
+from sycl.evaluation.significance import PairedTest
 from sycl.files import write_text_atomically
 
 TABLE_METRICS = ("NDCG@10", "MRR@10", "MAP@100", "Recall@100", "P@10")
 Results = dict[str, dict[str, float]]
 """dataset -> {metric: value}"""
+SIGNIFICANCE_LEVEL = 0.05
 
 
 def mean_row(results: Results) -> dict[str, float]:
@@ -25,14 +28,84 @@ def results_table(results: Results, metrics=TABLE_METRICS) -> str:
     return "\n".join(lines) + "\n"
 
 
-def comparison_table(base: Results, trained: Results, metric: str = "NDCG@10") -> str:
-    """Markdown table of base vs trained ``metric`` per dataset, with the difference."""
-    lines = [f"| dataset | base {metric} | trained {metric} | difference |", "|---|---:|---:|---:|"]
+def comparison_table(
+    base: Results, trained: Results, metric: str = "NDCG@10", tests: dict[str, PairedTest] | None = None
+) -> str:
+    """Markdown table of base vs trained ``metric`` per dataset, with the difference (trained - base).
+
+    With ``tests`` ({dataset: paired test of trained against base over its queries, see ``significance``})
+    it adds the 95% confidence interval of the difference, the paired t-test's p (a trailing ``*`` below
+    SIGNIFICANCE_LEVEL) and the number of queries n, and a line under the table saying so. The mean row
+    shows the difference of the means but no test ("-"): datasets are not exchangeable samples of one
+    population, so their spread is no error bar for the mean, and their queries are not pooled.
+    """
+    header = f"| dataset | base {metric} | trained {metric} | difference |"
+    if tests is not None:
+        header += " 95% CI | p (t-test) | n |"
+    lines = [header, "|---|" + "---:|" * (header.count("|") - 2)]
     rows = [(name, base[name][metric], trained[name][metric]) for name in trained]
     if len(rows) > 1:
         rows.append(("**mean**", mean_row(base)[metric], mean_row(trained)[metric]))
-    lines += [f"| {name} | {b:.4f} | {t:.4f} | {t - b:+.4f} |" for name, b, t in rows]
+    for name, b, t in rows:
+        line = f"| {name} | {b:.4f} | {t:.4f} | {t - b:+.4f} |"
+        if tests is not None:
+            test = tests.get(name)
+            line += f" {ci_cell(test)} | {p_cell(test.p_t)} | {test.n} |" if test else " - | - | - |"
+        lines.append(line)
+    if tests is not None:
+        lines += [
+            "",
+            f"p with a trailing * is below {SIGNIFICANCE_LEVEL}: two-sided paired t-test over the dataset's queries; "
+            "the mean row has no test (datasets are not exchangeable samples).",
+        ]
     return "\n".join(lines) + "\n"
+
+
+def ci_cell(test: PairedTest) -> str:
+    """The confidence interval of the mean difference as ``[-0.0120, +0.0400]``."""
+    return f"[{test.ci_low:+.4f}, {test.ci_high:+.4f}]"
+
+
+def p_cell(p: float) -> str:
+    """A p-value to 3 decimals (``<0.001`` below), with a trailing ``*`` below SIGNIFICANCE_LEVEL."""
+    text = f"{p:.3f}" if p >= 0.001 else "<0.001"
+    return text + ("*" if p < SIGNIFICANCE_LEVEL else "")
+
+
+def comparison_records(
+    base: Results, trained: Results, tests: dict[str, PairedTest], metric: str = "NDCG@10"
+) -> dict[str, dict[str, float | int | str]]:
+    """comparison.json: {dataset: {metric, base, trained, difference, ci_low, ci_high, p_t, p_randomization, n}}.
+
+    base, trained and difference are the results' means (as in the table); the rest is the dataset's test.
+    """
+    return {
+        name: {
+            "metric": metric,
+            "base": base[name][metric],
+            "trained": trained[name][metric],
+            "difference": trained[name][metric] - base[name][metric],
+            "ci_low": tests[name].ci_low,
+            "ci_high": tests[name].ci_high,
+            "p_t": tests[name].p_t,
+            "p_randomization": tests[name].p_randomization,
+            "n": tests[name].n,
+        }
+        for name in trained
+    }
+
+
+def write_comparison(
+    output_dir: str | Path, base: Results, trained: Results, tests: dict[str, PairedTest], metric: str = "NDCG@10"
+) -> str:
+    """Write ``comparison.md`` (``comparison_table``) and ``comparison.json`` (``comparison_records``); return the
+    table."""
+    output_dir = Path(output_dir)
+    table = comparison_table(base, trained, metric, tests)
+    write_text_atomically(output_dir / "comparison.md", table)
+    records = comparison_records(base, trained, tests, metric)
+    write_text_atomically(output_dir / "comparison.json", json.dumps(records, indent=2) + "\n")
+    return table
 
 
 def trec_run(run: Run, tag: str) -> str:
@@ -49,9 +122,13 @@ def trec_run(run: Run, tag: str) -> str:
 
 
 def write_run(output_dir: str | Path, dataset: str, run: Run, prefix: str = "results", tag: str = "sycl") -> None:
-    """Write ``runs/<prefix>-<dataset>.trec`` under output_dir (a "/" in the dataset name becomes "_")."""
-    safe = dataset.replace("/", "_")
-    write_text_atomically(Path(output_dir) / "runs" / f"{prefix}-{safe}.trec", trec_run(run, tag))
+    """Write ``run_file(output_dir, dataset, prefix)``."""
+    write_text_atomically(run_file(output_dir, dataset, prefix), trec_run(run, tag))
+
+
+def run_file(output_dir: str | Path, dataset: str, prefix: str = "results") -> Path:
+    """``output_dir/runs/<prefix>-<dataset>.trec``, where ``write_run`` puts a run (a "/" in the name becomes "_")."""
+    return Path(output_dir) / "runs" / f"{prefix}-{dataset.replace('/', '_')}.trec"
 
 
 def write_summary(

@@ -4,9 +4,8 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 
-import pytrec_eval
-
-from sycl.evaluation.metrics import Run
+# per_query_ndcg lives with the other metrics, where evaluation uses it; notebooks/analysis.ipynb calls it from here.
+from sycl.evaluation.metrics import Run, per_query_ndcg  # noqa: F401
 
 
 def read_trec_run(path: str | Path) -> Run:
@@ -18,15 +17,14 @@ def read_trec_run(path: str | Path) -> Run:
     return dict(run)
 
 
-def per_query_ndcg(qrels: dict[str, dict[str, int]], run: Run, cutoff: int = 10) -> dict[str, float]:
-    """nDCG@cutoff of every judged query, from pytrec_eval."""
-    measure = f"ndcg_cut.{cutoff}"
-    scores = pytrec_eval.RelevanceEvaluator(qrels, {measure}).evaluate(run)
-    return {query_id: values[f"ndcg_cut_{cutoff}"] for query_id, values in scores.items()}
-
-
 def mean_over_seeds(per_seed: list[dict[str, float]]) -> dict[str, float]:
-    """Average each query's value over runs (seeds) of one setting."""
+    """Average each query's value over runs (seeds) of one setting.
+
+    Raises ValueError with the counts when the runs do not score the same queries.
+    """
+    if any(run.keys() != per_seed[0].keys() for run in per_seed):
+        sizes = ", ".join(str(len(run)) for run in per_seed)
+        raise ValueError(f"the seeds' runs do not score the same queries (they score {sizes} queries)")
     return {q: statistics.mean(run[q] for run in per_seed) for q in per_seed[0]}
 
 

@@ -1,4 +1,5 @@
-"""A comparison report over runs: tables (per run, and mean +- std over seeds), bar plots, loss curves."""
+"""A comparison report over runs: tables (per run, mean +- std over seeds, and each setting against the base
+model with paired tests over queries), bar plots, loss curves."""
 
 import html
 import statistics
@@ -10,6 +11,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only: report.py runs on headless machines and in CI
 import matplotlib.pyplot as plt  # noqa: E402
 
+from sycl.evaluation.reports import SIGNIFICANCE_LEVEL, ci_cell, p_cell  # noqa: E402
+from sycl.experiments.against_base import SettingTest, settings_against_base  # noqa: E402
 from sycl.experiments.runs import RunRecord  # noqa: E402
 
 
@@ -61,6 +64,45 @@ def runs_table(records: list[RunRecord], metrics=("NDCG@10", "MRR@10", "Recall@1
                 f"| {name} | {overrides} | ok | {dataset} | " + " | ".join(f"{row[m]:.4f}" for m in metrics) + " |"
             )
     return "\n".join(lines) + "\n"
+
+
+def against_base_table(tests: list[SettingTest], metric: str = "NDCG@10") -> str:
+    """Markdown: per setting and dataset, base vs the setting's mean over seeds, with its paired tests.
+
+    Columns: seeds, base and setting means over the tested queries, difference, 95% CI of the difference,
+    p of the paired t-test (``*`` below SIGNIFICANCE_LEVEL) and of the randomization test, n queries.
+    """
+    lines = [
+        f"| setting | dataset | seeds | base {metric} | setting {metric} | difference | 95% CI | p (t-test) "
+        "| p (randomization) | n |",
+        "|---|---|" + "---:|" * 8,
+    ]
+    for row in tests:
+        test = row.test
+        lines.append(
+            f"| {row.setting} | {row.dataset} | {row.seeds} | {row.base:.4f} | {row.trained:.4f} | "
+            f"{test.mean_difference:+.4f} | {ci_cell(test)} | {p_cell(test.p_t)} | {p_cell(test.p_randomization)} "
+            f"| {test.n} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def against_base_section(records: list[RunRecord], metric: str = "NDCG@10") -> list[str]:
+    """The report's section on settings against the base model, or none when no job has both run files."""
+    tests, notes = settings_against_base(records, metric)
+    if not tests and not notes:
+        return []
+    return [
+        f"## Against the base model (paired tests over queries, test {metric})\n",
+        against_base_table(tests, metric),
+        f"Per query, {metric} averaged over the setting's seeds against the base model's, from each job's run files "
+        f"and its benchmark's qrels; 95% CI of the mean difference (Student t). p with a trailing * is below "
+        f"{SIGNIFICANCE_LEVEL}; both tests are two-sided and paired: Student's t-test, and the randomization test "
+        "that flips the signs of the differences (Smucker et al., CIKM 2007). No correction for testing several "
+        "settings.\n",
+        *[f"- {note}" for note in notes],
+        "",
+    ]
 
 
 def plot_metric_bars(records: list[RunRecord], path: Path, metric: str = "NDCG@10") -> Path:
@@ -138,6 +180,7 @@ def write_report(
         summary_table(records),
         f"![NDCG@10 per setting]({bars.name})\n",
         f"![Training loss]({curves.name})\n",
+        *against_base_section(records),
         "## Every run\n",
         runs_table(records),
     ]

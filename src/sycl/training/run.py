@@ -7,11 +7,12 @@ import lightning
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from sycl.evaluation.benchmark import dataset_specs, evaluate_datasets
+from sycl.evaluation.benchmark import dataset_specs, evaluate_datasets, load_qrels
 from sycl.evaluation.evaluator import EvaluationSettings
-from sycl.evaluation.reports import comparison_table
+from sycl.evaluation.metrics import per_query_metric
+from sycl.evaluation.reports import write_comparison
 from sycl.evaluation.run import log_to_loggers
-from sycl.files import write_text_atomically
+from sycl.evaluation.significance import paired_test
 from sycl.loggers import finish_wandb
 from sycl.models.dual_encoder import DualEncoder
 
@@ -48,15 +49,17 @@ def evaluate_trained_and_base(cfg: DictConfig, export_dir: Path, loggers: list) 
     """Evaluate the exported model and the untrained base model on the test benchmark; print both.
 
     Each model's results files (``results*`` and ``results_base*``, see ``evaluate_datasets``) are written as
-    each dataset finishes, so a failure on a later dataset keeps the earlier ones.
+    each dataset finishes, so a failure on a later dataset keeps the earlier ones. Then comparison.md and
+    comparison.json (``write_comparison``): per dataset, a paired test over queries of the trained model's
+    nDCG@10 against the base model's, from both runs and the split's qrels (read again: not the corpus).
     """
     specs = dataset_specs(cfg.benchmark.datasets)
     settings = EvaluationSettings(**OmegaConf.to_container(cfg.evaluation, resolve=True))
     output_dir = Path(cfg.paths.output_dir)
-    trained, _ = evaluate_datasets(
+    trained, trained_runs = evaluate_datasets(
         DualEncoder.from_pretrained(str(export_dir)), specs, settings, cfg.paths.beir_dir, output_dir=output_dir
     )
-    base, _ = evaluate_datasets(
+    base, base_runs = evaluate_datasets(
         instantiate(cfg.model),
         specs,
         settings,
@@ -65,8 +68,13 @@ def evaluate_trained_and_base(cfg: DictConfig, export_dir: Path, loggers: list) 
         prefix="results_base",
         tag="base",
     )
-    table = comparison_table(base, trained)
-    write_text_atomically(output_dir / "comparison.md", table)
+    tests = {}
+    for spec in specs:
+        qrels = load_qrels(spec, cfg.paths.beir_dir)
+        tests[spec.label] = paired_test(
+            per_query_metric(qrels, base_runs[spec.label]), per_query_metric(qrels, trained_runs[spec.label])
+        )
+    table = write_comparison(output_dir, base, trained, tests)
     print("\nTest benchmark, base model vs trained:\n" + table)
     log_to_loggers(loggers, trained, prefix="test")
     log_to_loggers(loggers, base, prefix="test_base")
