@@ -49,6 +49,10 @@ class GradCacheRetrieverModule(RetrieverModule):
         self.automatic_optimization = False
         self.chunk_size, self.max_grad_norm = chunk_size, max_grad_norm
 
+    @property
+    def anchor_chunk_size(self) -> int:
+        return self.chunk_size
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         optimizer, scheduler = self.optimizers(), self.lr_schedulers()
         optimizer.zero_grad()
@@ -81,8 +85,8 @@ class GradCacheRetrieverModule(RetrieverModule):
 
         queries = cached[0][2].detach().requires_grad_()
         passages = cached[1][2].detach().requires_grad_()
-        # The same gathering and duplicate-negative mask as the uncached forward.
-        loss = self.loss(*self.score(queries, passages, batch))
+        # The same gathering, duplicate-negative mask and anchor term as the uncached forward.
+        loss = self.objective(self.score(queries, passages, batch), batch)
         query_grad, passage_grad = torch.autograd.grad(loss, [queries, passages])
 
         backward_passes = [

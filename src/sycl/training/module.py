@@ -12,6 +12,7 @@ from torch import nn
 from sycl.losses.base import duplicate_negative_mask
 from sycl.models.dual_encoder import DualEncoder
 from sycl.models.tokenization import length_sorted_chunks
+from sycl.training.anchor import ScoreAnchor
 from sycl.training.schedule import linear_warmup_decay, total_optimizer_steps
 
 
@@ -23,6 +24,11 @@ class RetrieverModule(LightningModule):
     ``mask_duplicate_negatives`` drops from a query's row the in-batch columns holding one of its own
     passages (same tokens), which would otherwise be both a graded passage and a label-0 negative of the
     query; False keeps them, as the reference does.
+
+    ``anchor_weight`` > 0 adds ``anchor_weight * KL(base || trained)`` to the training loss: the divergence of
+    each query's softmaxed in-batch scores (at ``anchor_temperature``) from those of a frozen copy of the
+    encoder as training found it (``ScoreAnchor``). It limits how far a small training set can move the
+    model away from what it ranked well before; 0 (the reference) trains on the loss alone.
     """
 
     def __init__(
@@ -36,11 +42,17 @@ class RetrieverModule(LightningModule):
         mask_duplicate_negatives: bool = True,
         passage_chunk_size: int | None = None,
         compile: bool | Mapping = False,
+        anchor_weight: float = 0.0,
+        anchor_temperature: float = 1.0,
     ):
         super().__init__()
+        if anchor_weight < 0:
+            raise ValueError(f"module.anchor_weight must be >= 0, got {anchor_weight}")
         self.save_hyperparameters(ignore=["encoder", "loss"])
         self.encoder = encoder
         self.loss = loss
+        # Copied before Lightning loads any checkpoint into the encoder: a resumed run keeps the same anchor.
+        self.anchor = ScoreAnchor(encoder, anchor_temperature) if anchor_weight > 0 else None
         # transformers 5 loads models in eval mode and Lightning keeps a module's mode: without this,
         # dropout would stay off during training.
         self.encoder.train()
@@ -109,9 +121,31 @@ class RetrieverModule(LightningModule):
     def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
         self._step_started = time.perf_counter()
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        scores, labels, column_mask = self(batch)
+    def on_fit_start(self) -> None:
+        if self.anchor is not None:
+            self.anchor.to(self.device)
+
+    @property
+    def anchor_chunk_size(self) -> int | None:
+        """Inputs per forward of the anchor's base model (None: the whole batch at once)."""
+        return self.hparams.passage_chunk_size
+
+    def objective(self, scored: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None], batch: dict) -> torch.Tensor:
+        """The training loss of ``scored`` = ``score(...)``'s (scores, labels, column_mask) of ``batch``: the
+        loss, plus the anchor term when ``anchor_weight`` > 0 (logged as ``train/anchor_kl``)."""
+        scores, labels, column_mask = scored
         loss = self.loss(scores, labels, column_mask)
+        if self.anchor is None:
+            return loss
+        base_scores, _, _ = self.score(*self.anchor.embed(batch, self.anchor_chunk_size), batch)
+        drift = self.anchor.divergence(scores, base_scores, column_mask)
+        self.log("train/anchor_kl", drift, batch_size=labels.shape[0])
+        return loss + self.hparams.anchor_weight * drift
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        scored = self(batch)
+        loss = self.objective(scored, batch)
+        labels = scored[1]
         self.log("train/loss", loss, prog_bar=True, batch_size=labels.shape[0])
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=labels.shape[0])
         return loss
