@@ -4,13 +4,13 @@
     python -m sycl.experiments.score_scale model.name_or_path=<run dir>/model   # a trained model
 
 For the first ``batches`` training batches (epoch 0's order, the encoder in eval mode) it reports, averaged
-over queries: the predicted softmax mass P = softmax(S / temperature) on each query's own group, the target
-mass T = softmax(Y / label_temperature) the graded losses put there (Y: the group's labels, 0 for every in-batch
-negative, as in METHOD.md), the mean score of each level and of the in-batch negatives, and the temperature at
-which P's own-group mass would equal T's. When P's own-group mass is far above T's, a distribution loss
-(Wasserstein, ListNet) can only lower it by raising the scores of unrelated in-batch passages towards the
-relevant ones: it compresses the score scale the base model learned (see README, "Why demo training can hurt a
-real collection").
+over queries: the share whose top-scored passage of the batch is one of their own; the predicted softmax mass
+P = softmax(S / temperature) on each query's own group; the target mass T = softmax(Y / label_temperature) the
+graded losses put there (Y: the group's labels, 0 for every in-batch negative, as in METHOD.md); the mean score
+of each level and of the in-batch negatives; and the temperature at which P's own-group mass would equal T's.
+When P's own-group mass is far above T's, a distribution loss (Wasserstein, ListNet) can only lower it by
+raising the scores of unrelated in-batch passages towards the relevant ones and lowering the top level's: it
+compresses the score scale the base model learned (see README, "Why demo training can hurt a real collection").
 """
 
 import math
@@ -33,6 +33,7 @@ class ScoreScale:
     """Means over the queries of the batches read; masses are fractions in [0, 1], scores in the model's units."""
 
     queries: int
+    own_top1: float
     predicted_own_mass: float
     target_own_mass: float
     level_scores: dict[int, float]
@@ -73,7 +74,7 @@ def measure(cfg, batches: int = 4) -> ScoreScale:
     datamodule.setup("fit")
     temperature = float(cfg.temperature)
     label_temperature = float(cfg.loss.get("label_temperature", 1.0))
-    all_scores, predicted, target, in_batch = [], [], [], []
+    all_scores, predicted, target, in_batch, own_top1 = [], [], [], [], []
     level_sums: dict[int, list[float]] = {}
     for index, batch in enumerate(datamodule.train_dataloader()):
         if index >= batches:
@@ -84,6 +85,9 @@ def measure(cfg, batches: int = 4) -> ScoreScale:
         own = own_group_columns(batch_size, group_size)
         targets = torch.softmax(expand_group_labels(labels / label_temperature, scores.shape[1]), dim=1)
         all_scores.append(scores)
+        # The Wasserstein loss cannot tell rows apart (it matches the set of rows); this says whether each
+        # query's best-scored passage is still one of its own.
+        own_top1.append((scores.argmax(1) // group_size == torch.arange(batch_size)).double())
         predicted.append(own_group_mass(scores, group_size, temperature))
         target.append(targets.gather(1, own).sum(1))
         others = torch.ones_like(scores, dtype=torch.bool).scatter_(1, own, False)
@@ -93,6 +97,7 @@ def measure(cfg, batches: int = 4) -> ScoreScale:
     target_mass = torch.cat(target).mean().item()
     return ScoreScale(
         queries=sum(len(p) for p in predicted),
+        own_top1=torch.cat(own_top1).mean().item(),
         predicted_own_mass=torch.cat(predicted).mean().item(),
         target_own_mass=target_mass,
         level_scores={level: sum(v) / len(v) for level, v in sorted(level_sums.items(), reverse=True)},
@@ -108,6 +113,7 @@ def main(overrides: list[str]) -> None:
     levels = ", ".join(f"level {level}: {score:.3f}" for level, score in scale.level_scores.items())
     print(
         f"{scale.queries} training queries, temperature {cfg.temperature}\n"
+        f"queries whose top-scored passage is one of their own: {scale.own_top1:.3f}\n"
         f"own-group mass: predicted {scale.predicted_own_mass:.3f}, target {scale.target_own_mass:.3f}\n"
         f"mean score: {levels}, in-batch negatives: {scale.in_batch_score:.3f}\n"
         f"temperature at which predicted = target own-group mass: {scale.matched_temperature:.3f}"
