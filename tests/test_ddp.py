@@ -42,7 +42,7 @@ def one_step(
         f"model.name_or_path={tiny_model_path}",
         "model.passage_max_length=32",
         "model.query_max_length=16",
-        "+trainer.max_steps=1",
+        "trainer.max_steps=1",
         "trainer.max_epochs=1",
         "logger=csv",
         f"data.batch_size={batch_size}",
@@ -61,7 +61,7 @@ def one_step(
         *extra,
     ]
     if devices > 1:
-        overrides.append("+trainer.strategy=ddp_spawn")
+        overrides.append("trainer.strategy=ddp_spawn")
     train(compose_train_config(tmp_path / f"run{devices}", overrides))
     return out
 
@@ -117,7 +117,7 @@ def validate_after_one_step(
         "model.passage_max_length=32",
         "model.query_max_length=16",
         "trainer.max_epochs=1",
-        "+trainer.limit_train_batches=1",
+        "trainer.limit_train_batches=1",
         "module.lr=0.0",
         "logger=csv",
         f"data.batch_size={batch_size}",
@@ -131,7 +131,7 @@ def validate_after_one_step(
         f"qrels: {val_source['qrels']}}}]",
     ]
     if devices > 1:
-        overrides.append("+trainer.strategy=ddp_spawn")
+        overrides.append("trainer.strategy=ddp_spawn")
     train(compose_train_config(tmp_path / f"val_run{devices}", overrides))
     return [torch.load(out / f"val_rank{rank}.pt") for rank in range(devices)]
 

@@ -139,7 +139,7 @@ def tiny_steps(tiny_model_path: str) -> list[str]:
         f"model.name_or_path={tiny_model_path}",
         "model.query_max_length=16",
         "model.passage_max_length=32",
-        "+trainer.max_steps=2",
+        "trainer.max_steps=2",
         "trainer.max_epochs=1",
         "data.batch_size=4",
         "logger=csv",

@@ -80,7 +80,7 @@ def run_train(
         "model.query_max_length=16",
         "model.passage_max_length=32",
         "logger=csv",
-        "+trainer.enable_progress_bar=false",
+        "trainer.enable_progress_bar=false",
         f"data.sources=[{source}]",
         "data.val_sources=null",
         "data.batch_size=2",
@@ -170,7 +170,7 @@ def test_a_run_killed_anywhere_resumes_to_the_uninterrupted_result(
 
 @pytest.mark.slow
 def test_the_same_command_twice_gives_byte_identical_results(tmp_path, tiny_model_path, graded_queries):  # noqa: F811
-    short = ["+trainer.max_steps=3", "trainer.max_epochs=1", "evaluation.progress=false"]
+    short = ["trainer.max_steps=3", "trainer.max_epochs=1", "evaluation.progress=false"]
     outputs = []
     for attempt in ("first", "second"):
         run_dir = tmp_path / attempt

@@ -86,7 +86,7 @@ def test_gradcache_module_trains_through_the_composed_config(tmp_path, tiny_mode
     overrides = [
         f"model.name_or_path={tiny_model_path}",
         "model.passage_max_length=32",
-        "+trainer.max_steps=2",
+        "trainer.max_steps=2",
         "trainer.max_epochs=1",
         "logger=csv",
         "data.batch_size=8",

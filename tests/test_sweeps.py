@@ -28,7 +28,7 @@ def multirun(
         "-m",
         f"hydra.sweep.dir={sweep_dir}",
         f"model.name_or_path={tiny_model_path}",
-        "+trainer.max_steps=2",
+        "trainer.max_steps=2",
         "trainer.max_epochs=1",
         "data.batch_size=4",
         "model.passage_max_length=32",

@@ -22,7 +22,7 @@ def tiny_overrides(tiny_model_path: str, steps: int = 2) -> list[str]:
         f"model.name_or_path={tiny_model_path}",
         "model.query_max_length=16",
         "model.passage_max_length=32",
-        f"+trainer.max_steps={steps}",
+        f"trainer.max_steps={steps}",
         "trainer.max_epochs=1",
         "logger=csv",
         "data.batch_size=4",
@@ -95,7 +95,7 @@ def test_dropout_is_active_during_training_steps(tmp_path, minilm_path, monkeypa
 
     monkeypatch.setattr(RetrieverModule, "training_step", spy)
     overrides = [
-        "+trainer.max_steps=1",
+        "trainer.max_steps=1",
         "logger=csv",
         "data.batch_size=2",
         "model.passage_max_length=16",
@@ -110,7 +110,7 @@ def test_dropout_is_active_during_training_steps(tmp_path, minilm_path, monkeypa
 @pytest.mark.parametrize("setting", [["loss=wasserstein"], BASELINE], ids=["wasserstein", "infonce"])
 def test_minilm_trains_a_few_real_steps(tmp_path, setting):
     overrides = [
-        "+trainer.max_steps=2",
+        "trainer.max_steps=2",
         "trainer.max_epochs=1",
         "logger=wandb",
         "data.batch_size=4",

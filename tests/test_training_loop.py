@@ -92,7 +92,7 @@ def graded_run_overrides(model: str, data: Path, batch_size: int, epochs: int, r
         "model.query_max_length=16",
         "model.passage_max_length=32",
         "logger=csv",
-        "+trainer.enable_progress_bar=false",
+        "trainer.enable_progress_bar=false",
         f"data.sources=[{source}]",
         "data.val_sources=null",
         f"data.batch_size={batch_size}",
@@ -142,7 +142,7 @@ def test_every_epoch_has_its_own_batches_and_group_draws(tmp_path, tiny_model_pa
 def resume_overrides(model: str, data: Path, record: Path, validation: bool) -> list[str]:
     """8 queries in batches of 2: 4 steps per epoch, 2 epochs; ``max_steps`` too, the setting that
     makes Lightning resume epoch-end checkpoints differently; optionally a validation loop."""
-    overrides = graded_run_overrides(model, data, 2, 2, record) + ["+trainer.max_steps=8"]
+    overrides = graded_run_overrides(model, data, 2, 2, record) + ["trainer.max_steps=8"]
     if validation:
         source = (
             f"{{name: dev, corpus: {data}/corpus.jsonl, queries: {data}/queries.jsonl, qrels: {data}/qrels/train.tsv}}"
@@ -240,7 +240,7 @@ def test_every_epoch_has_its_own_batches_on_two_processes(tmp_path, tiny_model_p
     # Two ranks of batch 2 share each global batch of 4: together they train the one-process order.
     overrides = graded_run_overrides(tiny_model_path, graded_queries, 2, 3, tmp_path / "record") + [
         "trainer.devices=2",
-        "+trainer.strategy=ddp_spawn",
+        "trainer.strategy=ddp_spawn",
     ]
     train(compose_train_config(tmp_path / "run", overrides))
     for rank in (0, 1):

@@ -99,7 +99,7 @@ def test_a_last_batch_too_small_for_the_loss_is_left_out_with_a_warning(tmp_path
         "model.passage_max_length=32",
         "model.query_max_length=16",
         "trainer.max_epochs=1",
-        "+trainer.limit_train_batches=1",
+        "trainer.limit_train_batches=1",
         "module.lr=0.0",
         "logger=csv",
         "data.batch_size=4",

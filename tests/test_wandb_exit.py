@@ -19,7 +19,7 @@ def tiny_wandb_job(tmp_path: Path, tiny_model_path: str, batch_size: int):
             f"model.name_or_path={tiny_model_path}",
             "model.query_max_length=16",
             "model.passage_max_length=32",
-            "+trainer.max_steps=1",
+            "trainer.max_steps=1",
             "trainer.max_epochs=1",
             "logger=wandb",
             f"data.batch_size={batch_size}",

@@ -1,8 +1,41 @@
 """Helpers shared by every entry point that logs."""
 
 import csv
+import logging
 import sys
 from pathlib import Path
+
+# Where Lightning's rank_zero_info writes (lightning_utilities logs to whichever of the two was imported last).
+LIGHTNING_INFO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
+
+
+class DropLightningTips(logging.Filter):
+    """Drops Lightning's advertisements ("💡 Tip: ... try installing litlogger / litmodels"), printed at every fit."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip")
+
+
+DROP_LIGHTNING_TIPS = DropLightningTips()
+
+
+def set_library_verbosity(verbose: bool) -> None:
+    """Lightning's tips and the progress bars of transformers (loading and writing weights) only when ``verbose``.
+
+    The rest of what ``verbose`` brings back is switched in the configs: Lightning's model summary
+    (``trainer.enable_model_summary``) and W&B's console output (``logger.wandb.settings.silent``).
+    """
+    from transformers.utils import logging as transformers_logging
+
+    lightning_loggers = [logging.getLogger(name) for name in LIGHTNING_INFO_LOGGERS]
+    if verbose:
+        for logger in lightning_loggers:
+            logger.removeFilter(DROP_LIGHTNING_TIPS)
+        transformers_logging.enable_progress_bar()
+    else:
+        for logger in lightning_loggers:
+            logger.addFilter(DROP_LIGHTNING_TIPS)
+        transformers_logging.disable_progress_bar()
 
 
 def finish_wandb(loggers: list) -> None:

@@ -76,6 +76,9 @@ class MultiLevelDataModule(LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         lengths = self.train_dataset.lengths() if self.length_bucketing else None
+        # Lightning's overfit_batches (debug=overfit) turns off a shuffling sampler, which a batch sampler is not:
+        # staying at epoch 0 trains the same batches, with the same group draws, in every epoch.
+        overfit = self.trainer is not None and self.trainer.overfit_batches > 0
         sampler = EpochBatchSampler(
             len(self.train_dataset),
             self.batch_size,
@@ -83,6 +86,7 @@ class MultiLevelDataModule(LightningDataModule):
             shuffle=True,
             drop_last=True,
             lengths=lengths,
+            follow_epochs=not overfit,
             **self._shard(),
         )
         epoch, done = self._resume_position()

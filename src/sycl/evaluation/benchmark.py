@@ -44,6 +44,11 @@ def load_qrels(spec: DatasetSpec, beir_dir: str | Path, download: bool = True) -
     return integer_qrels(dataset_files(resolve_folder(spec.path, beir_dir, download), spec.split).qrels)
 
 
+def describe_ranker(ranker: DualEncoder | Ranker) -> str:
+    """How the log names a ranker: an encoder by its folder or hub id, a lexical ranker by its settings."""
+    return f"model {ranker.name_or_path}" if isinstance(ranker, DualEncoder) else ranker.description
+
+
 def evaluate_datasets(
     ranker: DualEncoder | Ranker,
     specs: list[DatasetSpec],
@@ -53,13 +58,16 @@ def evaluate_datasets(
     output_dir: str | Path | None = None,
     prefix: str = "results",
     tag: str = "sycl",
+    model_label: str | None = None,
 ) -> tuple[Results, dict[str, Run]]:
     """Evaluate ``ranker`` (an encoder, or BM25) on every dataset, one at a time so only one corpus is in memory.
 
     With ``output_dir``, each dataset's run file, and results.json/.md and <prefix>_checks.json so far,
     are written as soon as it finishes (see ``reports``), so a failure on a later dataset keeps the
-    results of the earlier ones.
+    results of the earlier ones. ``model_label`` names the model in the log ("base model <path>"); by default
+    ``describe_ranker`` does.
     """
+    model_label = model_label or describe_ranker(ranker)
     check_available(specs, beir_dir, download)
     evaluator = RetrievalEvaluator(settings)
     results: Results = {}
@@ -69,7 +77,8 @@ def evaluate_datasets(
         try:
             split = load_split(spec, beir_dir, download)
             log.info(
-                "evaluating on %s (%s split: %d queries, %d passages)",
+                "evaluating %s on %s (%s split: %d queries, %d passages)",
+                model_label,
                 spec.label,
                 spec.split,
                 len(split.queries),

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from sycl.evaluation.benchmark import dataset_specs, evaluate_datasets
 from sycl.evaluation.evaluator import EvaluationSettings
 from sycl.evaluation.reports import Results, results_table
-from sycl.loggers import adopt_csv_columns, finish_wandb
+from sycl.loggers import adopt_csv_columns, finish_wandb, set_library_verbosity
 from sycl.models.checkpoint import encoder_from_checkpoint
 from sycl.models.dual_encoder import DualEncoder
 
@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 def evaluate(cfg: DictConfig) -> Results:
     """Evaluate ``cfg.ranker`` (the encoder of ``cfg.model`` or ``cfg.ckpt_path``, or BM25) on ``cfg.datasets``;
     write results to the run dir."""
+    set_library_verbosity(cfg.get("verbose", False))
     specs = dataset_specs(cfg.datasets, cfg.split)
     ranker = instantiate(cfg.ranker)
     lexical = not isinstance(ranker, DualEncoder)
@@ -34,6 +35,8 @@ def evaluate(cfg: DictConfig) -> Results:
         cfg.get("download", True),
         output_dir=output_dir,
         tag=ranker.name if lexical else "sycl",
+        # A checkpoint's encoder carries the name of the base model it was trained from.
+        model_label=f"checkpoint {cfg.ckpt_path}" if cfg.get("ckpt_path") and not lexical else None,
     )
     if lexical:
         print(f"Ranked by {ranker.description}")

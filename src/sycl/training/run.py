@@ -13,25 +13,31 @@ from sycl.evaluation.metrics import per_query_metric
 from sycl.evaluation.reports import write_comparison
 from sycl.evaluation.run import log_to_loggers
 from sycl.evaluation.significance import paired_test
-from sycl.loggers import finish_wandb
+from sycl.loggers import finish_wandb, set_library_verbosity
 from sycl.models.dual_encoder import DualEncoder
 
 log = logging.getLogger(__name__)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
-    """Build datamodule, module, callbacks, loggers and trainer from ``cfg``; fit; return the final metrics."""
+    """Build datamodule, module, callbacks, loggers and trainer from ``cfg``; fit; return the final metrics.
+
+    After fit, the exported model and the base model are evaluated on ``cfg.benchmark`` (unless it is null, or
+    nothing was exported) and their comparison table is printed last, after W&B has closed its run.
+    """
+    set_library_verbosity(cfg.get("verbose", False))
     lightning.seed_everything(cfg.seed, workers=True)
     encoder = instantiate(cfg.model)
     module = instantiate(cfg.module, encoder=encoder, loss=instantiate(cfg.loss))
     # Through a partial: Hydra would turn a dataclass passed to instantiate() into a config node.
     datamodule = instantiate(cfg.data, _partial_=True)(tokenization=encoder.tokenization)
     datamodule.setup("fit")  # reads and checks every source now, so bad input fails before anything heavy starts
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
-    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    callbacks = instantiate_entries(cfg.get("callbacks"))
+    loggers = instantiate_entries(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    comparison = None
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
@@ -39,25 +45,42 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if trainer.is_global_zero and export_dir.is_dir():
             print(f"Exported model: {export_dir}")
             if cfg.get("benchmark"):
-                metrics.update(evaluate_trained_and_base(cfg, export_dir, loggers))
+                test_metrics, comparison = evaluate_trained_and_base(cfg, export_dir, loggers)
+                metrics.update(test_metrics)
     finally:
         finish_wandb(loggers)
+    if comparison is not None:
+        print("\nTest benchmark, base model vs trained:\n" + comparison)
     return metrics
 
 
-def evaluate_trained_and_base(cfg: DictConfig, export_dir: Path, loggers: list) -> dict[str, float]:
-    """Evaluate the exported model and the untrained base model on the test benchmark; print both.
+def instantiate_entries(group: DictConfig | None) -> list:
+    """One object per entry of a callbacks or logger config; an entry set to null is switched off.
+
+    conf/debug/ switches callbacks off that way, and so can a command line: ``callbacks.export_encoder=null``.
+    """
+    return [instantiate(entry) for entry in (group or {}).values() if entry is not None]
+
+
+def evaluate_trained_and_base(cfg: DictConfig, export_dir: Path, loggers: list) -> tuple[dict[str, float], str]:
+    """Evaluate the exported model and the untrained base model on the test benchmark.
 
     Each model's results files (``results*`` and ``results_base*``, see ``evaluate_datasets``) are written as
     each dataset finishes, so a failure on a later dataset keeps the earlier ones. Then comparison.md and
     comparison.json (``write_comparison``): per dataset, a paired test over queries of the trained model's
     nDCG@10 against the base model's, from both runs and the split's qrels (read again: not the corpus).
+    Returns the trained model's ``test/<dataset>/<metric>`` values and the comparison table (markdown).
     """
     specs = dataset_specs(cfg.benchmark.datasets)
     settings = EvaluationSettings(**OmegaConf.to_container(cfg.evaluation, resolve=True))
     output_dir = Path(cfg.paths.output_dir)
     trained, trained_runs = evaluate_datasets(
-        DualEncoder.from_pretrained(str(export_dir)), specs, settings, cfg.paths.beir_dir, output_dir=output_dir
+        DualEncoder.from_pretrained(str(export_dir)),
+        specs,
+        settings,
+        cfg.paths.beir_dir,
+        output_dir=output_dir,
+        model_label=f"trained model {export_dir}",
     )
     base, base_runs = evaluate_datasets(
         instantiate(cfg.model),
@@ -67,6 +90,7 @@ def evaluate_trained_and_base(cfg: DictConfig, export_dir: Path, loggers: list) 
         output_dir=output_dir,
         prefix="results_base",
         tag="base",
+        model_label=f"base model {cfg.model.name_or_path}",
     )
     tests = {}
     for spec in specs:
@@ -75,7 +99,6 @@ def evaluate_trained_and_base(cfg: DictConfig, export_dir: Path, loggers: list) 
             per_query_metric(qrels, base_runs[spec.label]), per_query_metric(qrels, trained_runs[spec.label])
         )
     table = write_comparison(output_dir, base, trained, tests)
-    print("\nTest benchmark, base model vs trained:\n" + table)
     log_to_loggers(loggers, trained, prefix="test")
     log_to_loggers(loggers, base, prefix="test_base")
-    return {f"test/{d}/{m}": v for d, row in trained.items() for m, v in row.items()}
+    return {f"test/{d}/{m}": v for d, row in trained.items() for m, v in row.items()}, table
