@@ -1,8 +1,9 @@
-"""Compare runs: python report.py <multirun dir or run dirs ...> [--output DIR] [--wandb-report]"""
+"""Compare runs: python report.py <multirun or run dirs ...> [--output DIR] [--reference SETTING] [--wandb-report]"""
 
 import argparse
 from pathlib import Path
 
+from sycl.experiments.against_reference import choose_reference
 from sycl.experiments.report import write_report
 from sycl.experiments.runs import read_runs
 from sycl.experiments.wandb_report import create_wandb_report
@@ -13,6 +14,12 @@ def main() -> None:
     parser.add_argument("paths", nargs="+", help="a multirun folder, or run folders")
     parser.add_argument("--output", help="where to write report.md/.html and plots (default: <first path>/report)")
     parser.add_argument("--title", default="SyCL run comparison")
+    parser.add_argument(
+        "--reference",
+        help="the setting every other one is tested against, over queries, as the report's tables name it (e.g. "
+        "'loss=infonce'); default: '(defaults)' if a run has no varying override, else 'loss=infonce' if it is a "
+        "setting, else the first job's setting",
+    )
     parser.add_argument("--wandb-report", action="store_true", help="also create an online W&B Report of the group")
     parser.add_argument("--wandb-project", default="sycl")
     parser.add_argument("--wandb-entity", default=None)
@@ -20,8 +27,12 @@ def main() -> None:
     args = parser.parse_args()
 
     records, shared = read_runs(args.paths)
+    try:
+        reference = choose_reference(list(dict.fromkeys(r.setting for r in records)), args.reference)
+    except ValueError as error:
+        parser.error(str(error))
     output = Path(args.output) if args.output else Path(args.paths[0]) / "report"
-    markdown = write_report(records, output, args.title, shared)
+    markdown = write_report(records, output, args.title, shared, reference)
     print(markdown.read_text())
     print(f"Report: {markdown} and {output / 'report.html'}")
     if args.wandb_report:

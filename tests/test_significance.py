@@ -180,6 +180,7 @@ def write_job(job: Path, data_dir: Path, overrides: list[str], qrels, run=None, 
     (job / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
     if run is not None:
         (job / "results.json").write_text(json.dumps({"toy": compute_metrics(qrels, run)}))
+        (job / "results_base.json").write_text(json.dumps({"toy": compute_metrics(qrels, base_run)}))
         write_run(job, "toy", run)
         write_run(job, "toy", base_run, prefix="results_base", tag="base")
 

@@ -4,6 +4,7 @@ Every train job writes its trained model's run (``runs/results-<dataset>.trec``)
 (``runs/results_base-<dataset>.trec``) on the datasets of its config's ``benchmark``. Per setting and
 dataset, a query's value is its metric averaged over the setting's seeds (``per_query.mean_over_seeds``),
 tested against the base model's value on the same query (``sycl.evaluation.significance.paired_test``).
+``per_query_values`` reads them once for this and for the tests between settings (``against_reference``).
 """
 
 import statistics
@@ -26,6 +27,7 @@ from sycl.experiments.runs import RunRecord
 MODELS = ("results", "results_base")
 """The run-file prefixes of the trained and the base model (see ``sycl.training.run``)."""
 Qrels = dict[str, dict[str, int]]
+PerQueryValues = dict[tuple[str, str], dict[str, list[dict[str, float]]]]
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,22 @@ def benchmark_of(job: Path) -> tuple[list[DatasetSpec], str] | None:
 def settings_against_base(records: list[RunRecord], metric: str = "NDCG@10") -> tuple[list[SettingTest], list[str]]:
     """Per setting and dataset, the paired test of the setting (its finished seeds) against the base model.
 
-    Returns the tests, and notes for a person: what was left out and why (no run files, a config or qrels
-    that cannot be read here, runs over different queries), and qrels that no longer judge every query of
-    a run (edited since the jobs ran: the test then covers the queries they still judge).
+    Returns the tests, and notes for a person: what was left out and why (see ``per_query_values``), and
+    settings whose seeds' runs cannot be paired.
     """
-    values: dict[tuple[str, str], dict[str, list[dict[str, float]]]] = defaultdict(lambda: defaultdict(list))
+    values, notes = per_query_values(records, metric)
+    tests, test_notes = tests_against_base(values)
+    return tests, notes + test_notes
+
+
+def per_query_values(records: list[RunRecord], metric: str = "NDCG@10") -> tuple[PerQueryValues, list[str]]:
+    """(setting, dataset) -> model (``MODELS``) -> one {query: metric} per finished job with both run files.
+
+    Also returns notes for a person: what was left out and why (no run files, a config or qrels that cannot
+    be read here), and qrels that no longer judge every query of a run (edited since the jobs ran: the
+    values then cover the queries they still judge).
+    """
+    values: PerQueryValues = defaultdict(lambda: defaultdict(list))
     qrels_of: dict[tuple[str, str], Qrels | None] = {}
     left_out: dict[str, list[str]] = defaultdict(list)
     unjudged: dict[str, set[str]] = defaultdict(set)
@@ -98,7 +111,13 @@ def settings_against_base(records: list[RunRecord], metric: str = "NDCG@10") -> 
         for dataset, queries in unjudged.items()
         if queries
     ]
-    tests = []
+    return values, notes
+
+
+def tests_against_base(values: PerQueryValues) -> tuple[list[SettingTest], list[str]]:
+    """The paired test of each (setting, dataset) of ``per_query_values`` against the base model; notes
+    name those that cannot be tested."""
+    tests, notes = [], []
     for (setting, dataset), per_model in values.items():
         try:
             base, trained = (mean_over_seeds(per_model[prefix]) for prefix in ("results_base", "results"))

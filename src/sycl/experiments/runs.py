@@ -18,12 +18,14 @@ class RunRecord:
 
     ``setting`` names what distinguishes the run from the others compared with it: its overrides
     that are not shared by every run, without the seed (set by ``label_settings``), so runs that
-    differ only by seed share a setting.
+    differ only by seed share a setting. ``results`` and ``base_results`` are dataset -> metric -> value
+    of the trained and of the untrained base model (``results.json``, ``results_base.json``).
     """
 
     path: Path
     overrides: list[str]
     results: dict[str, dict[str, float]] | None = None
+    base_results: dict[str, dict[str, float]] | None = None
     failure: dict | None = None
     loss_curve: list[tuple[int, float]] = field(default_factory=list)
     setting: str = "(defaults)"
@@ -68,6 +70,8 @@ def read_run(path: Path) -> RunRecord:
     record = RunRecord(path=path, overrides=overrides)
     if (path / "results.json").is_file():
         record.results = json.loads((path / "results.json").read_text())
+    if (path / "results_base.json").is_file():
+        record.base_results = json.loads((path / "results_base.json").read_text())
     if (path / FAILURE_FILE).is_file():
         record.failure = json.loads((path / FAILURE_FILE).read_text())
     record.loss_curve = read_loss_curve(path)
