@@ -4,8 +4,8 @@ Every entry must make the command exit non-zero and print one message line that 
 line and the field (for a config error, the config key; for a server fault, the URL and the fault; for
 unusable LLM answers, a query and the reason). It must leave no partial output: no checkpoints/ or
 model/ of a train run, no results of the failing eval dataset, no mined negatives file, no generated
-corpus/queries/qrels (and, for bad input or config, no journal either), no temporary file of an atomic
-write.
+corpus/queries/qrels (and, for bad input or config or no server at all, no journal either), no temporary
+file of an atomic write.
 
 Each entry runs in its own workspace (``tmp_path``, called ``<ws>`` in the message patterns): a copy of
 the demo data for train.py, small BEIR folders for eval.py and mine.py, a queries file and a local
@@ -204,10 +204,11 @@ CASES = {
     "generate-server-error-500": generate(
         (r"http://127\.0\.0\.1:\d+/v1/chat/completions: HTTP 500",), answer=server_error, absent=GENERATED
     ),
+    # No server at all: said at once, without retries, and nothing is left (no journal, no output folder).
     "generate-server-unreachable": generate(
-        (r"http://127\.0\.0\.1:\d+/v1/chat/completions: could not connect", r"generator\.base_url"),
+        (r"^generate\.py: error: no server at http://127\.0\.0\.1:\d+/v1 \(connection refused\)", r"base_url"),
         answer=None,
-        absent=GENERATED,
+        absent=(*GENERATED_OR_JOURNAL, "out"),
     ),
 }
 
@@ -281,7 +282,7 @@ def command(entry: str, workspace: Path, tiny_model: str, server_url: str) -> li
             "logger=csv",
             "data.batch_size=4",
             "trainer.max_epochs=1",
-            "++trainer.limit_train_batches=1",
+            "trainer.limit_train_batches=1",
             "evaluation.progress=false",
         ]
     elif entry == "eval.py":

@@ -80,4 +80,4 @@ def test_the_tokenizer_is_a_mine_py_option(tmp_path):
     with pytest.raises(
         InstantiationException, match=r"miner.tokenizer='chinese' is not one of \['cjk_bigrams', 'words'\]"
     ):
-        mine_folder(tmp_path, folder, "miner.tokenizer=chinese")
+        mine_folder(tmp_path, folder, "miner.tokenizer=chinese", f"output={tmp_path / 'never_written.jsonl'}")

@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 
 from sycl.data.beir_files import read_corpus, read_qrels
 from sycl.mining import BM25Miner
+from sycl.mining.run import output_path
 from sycl.training.module import RetrieverModule
 from sycl.training.run import train
 from tests.conftest import CONF_DIR, compose_config, compose_train_config
@@ -72,13 +73,16 @@ def test_reference_settings_carry_the_papers_hyperparameters(tmp_path, name):
     assert [d.path for d in cfg.benchmark.datasets] == ["msmarco", "msmarco"]
 
 
-def test_the_mined_negatives_path_is_where_mine_py_writes_by_default(tmp_path):
-    mine_cfg = compose_config("mine", tmp_path, [])
-    default_output = Path(mine_cfg.paths.beir_dir) / mine_cfg.dataset / "qrels" / f"{BM25Miner.name}_negatives.jsonl"
-    assert mine_cfg.output is None and mine_cfg.miner._target_ == "sycl.mining.BM25Miner"
+def test_the_mined_negatives_path_is_where_the_documented_mine_py_command_writes(tmp_path):
+    # mine.py writes into its run folder unless told: the README's MS MARCO command names the file these read.
+    documented = ["output=data/beir/msmarco/qrels/bm25_negatives.jsonl", "++overwrite=true"]  # a checkout may hold it
+    mine_cfg = compose_config("mine", tmp_path, documented)
+    assert mine_cfg.dataset == "msmarco" and mine_cfg.miner._target_ == "sycl.mining.BM25Miner"
+    assert output_path(mine_cfg).name == f"{BM25Miner.name}_negatives.jsonl"
     for name in ("real_binary_infonce", "synth_plus_real_wasserstein"):
         qrels = [source.qrels for source in compose(tmp_path, name).data.sources]
-        assert str(default_output) in qrels
+        assert str(ROOT / output_path(mine_cfg)) in qrels
+    assert output_path(compose_config("mine", tmp_path, [])) == tmp_path / "bm25_negatives.jsonl"
 
 
 def recipe(cfg) -> dict:

@@ -293,16 +293,48 @@ def test_rerunning_a_finished_job_asks_nothing_and_another_model_is_refused(tmp_
             run_generate(overrides(server.url, *settings, "generator.model=another-model"))
 
 
-def test_unreachable_server_stops_with_a_clear_message(tmp_path):
-    write_queries(tmp_path / "queries.jsonl", 3)
+def free_port_url() -> str:
+    """A base URL on 127.0.0.1 where nothing listens: a port bound, then closed."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{probe.getsockname()[1]}/v1"  # nothing listens there once closed
-    with pytest.raises(GenerationError) as stopped:
-        run_generate(overrides(url, tmp_path / "queries.jsonl", tmp_path / "out", "generator.max_retries=2"))
-    message = str(stopped.value)
-    assert f"{url}/chat/completions: could not connect" in message and "after 3 attempts" in message
-    assert "generator.base_url" in message and "run the same command again" in message
+        return f"http://127.0.0.1:{probe.getsockname()[1]}/v1"
+
+
+def test_no_server_stops_at_once_with_one_line_and_leaves_nothing(tmp_path):
+    write_queries(tmp_path / "queries.jsonl", 3)
+    url = free_port_url()
+    out = tmp_path / "out" / "new"
+    started = time.monotonic()
+    with pytest.raises(GenerationError) as stopped:  # default generator.max_retries=5: none is used
+        run_generate(overrides(url, tmp_path / "queries.jsonl", out, "generator.initial_backoff_s=1.0"))
+    assert time.monotonic() - started < 3
+    assert str(stopped.value) == (
+        f"no server at {url} (connection refused): start one (README, 'With vLLM') or set generator.base_url"
+    )
+    assert stopped.value.__cause__ is None and stopped.value.__suppress_context__  # nothing chained to print
+    assert not (tmp_path / "out").exists()  # no journal, and not the folders made for it
+
+
+def test_generate_py_without_a_server_prints_one_line_and_no_traceback(tmp_path):
+    write_queries(tmp_path / "queries.jsonl", 2)
+    url = free_port_url()
+    command = [
+        sys.executable,
+        "generate.py",
+        *overrides(url, tmp_path / "queries.jsonl", tmp_path / "out"),
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
+    started = time.monotonic()
+    finished = subprocess.run(command, cwd=repo_root(), env=env, capture_output=True, text=True, timeout=120)
+    assert time.monotonic() - started < 30  # Python and Hydra start-up included; the retries took about 20 s
+    assert finished.returncode == 1
+    assert finished.stderr == (
+        f"generate.py: error: no server at {url} (connection refused): start one (README, 'With vLLM') or set "
+        "generator.base_url\n"
+    )
+    assert "Traceback" not in finished.stdout and "Error" not in finished.stdout
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_server_failing_every_request_stops_the_run_instead_of_failing_every_query(tmp_path):

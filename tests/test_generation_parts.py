@@ -1,13 +1,16 @@
 """The parts of generation on their own: answer parsing, prompts, the journal, work planning, the BEIR writer."""
 
+import asyncio
 import json
 import os
 
+import httpx
 import pytest
 
 from sycl.data import DataFormatError
 from sycl.data.beir_files import read_corpus, read_qrels, read_queries
 from sycl.generation import GenerationError
+from sycl.generation.chat import ServerError
 from sycl.generation.consistency import level_agreement
 from sycl.generation.estimate import estimate
 from sycl.generation.journal import Journal
@@ -109,6 +112,18 @@ def test_journal_cuts_a_torn_last_line_and_keeps_every_complete_record(tmp_path)
     assert all(json.loads(line) for line in path.read_text().splitlines())
 
 
+def test_a_failed_run_that_journaled_nothing_leaves_neither_the_journal_nor_the_folders_made_for_it(tmp_path):
+    (tmp_path / "existing").mkdir()
+    path = tmp_path / "existing" / "out" / "deeper" / "journal.jsonl"
+    with pytest.raises(RuntimeError), Journal(path, {"model": "m"}):
+        raise RuntimeError("no server")
+    assert list(tmp_path.iterdir()) == [tmp_path / "existing"] and not list((tmp_path / "existing").iterdir())
+    with pytest.raises(RuntimeError), Journal(path, {"model": "m"}):
+        (path.parent / "notes.txt").write_text("written by someone else meanwhile\n")
+        raise RuntimeError("no server")
+    assert not path.exists() and (path.parent / "notes.txt").is_file()
+
+
 def test_journal_refuses_another_setup_and_a_second_writer(tmp_path):
     path = tmp_path / "journal.jsonl"
     fingerprint = {"model": "m", "prompts": {"mode": "all_levels"}}
@@ -183,3 +198,48 @@ def test_backoff_doubles_with_jitter_honours_retry_after_and_is_capped():
     assert client._backoff(6, None) == 10.0
     assert client._backoff(0, "5") == 5.0 and client._backoff(0, "120") == 10.0
     assert client._backoff(0, "Wed, 21 Oct 2015 07:28:00 GMT") <= 1
+
+
+def scripted_client(replies: list) -> tuple[OpenAIChat, list]:
+    """An OpenAIChat whose requests get ``replies`` in turn: an exception to raise, or a JSON body for a 200."""
+    calls = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        reply = replies[len(calls) - 1]
+        if isinstance(reply, Exception):
+            raise reply
+        return httpx.Response(200, json=reply)
+
+    client = OpenAIChat("http://vllm:8000/v1", "m", max_retries=3, initial_backoff_s=0.001, max_backoff_s=0.001)
+    client._client = httpx.AsyncClient(transport=httpx.MockTransport(handle))
+    return client, calls
+
+
+def test_a_refused_first_connection_is_no_server_but_a_refusal_after_an_answer_is_retried():
+    answer = {"choices": [{"message": {"content": "fine"}, "finish_reason": "stop"}]}
+
+    async def twice(client):
+        try:
+            return [await client.complete([[{"role": "user", "content": "q"}]]) for _ in range(2)]
+        finally:
+            await client.aclose()
+
+    refused = httpx.ConnectError("All connection attempts failed")
+    refused.__cause__ = ConnectionRefusedError(111, "Connect call failed")
+    client, calls = scripted_client([refused, answer])
+    with pytest.raises(ServerError) as stopped:
+        asyncio.run(twice(client))
+    assert len(calls) == 1 and stopped.value.unreachable and stopped.value.fatal
+    assert str(stopped.value) == (
+        "no server at http://vllm:8000/v1 (connection refused): start one (README, 'With vLLM') or set "
+        "generator.base_url"
+    )
+    client, calls = scripted_client([httpx.ConnectError("[Errno -2] Name or service not known")])
+    with pytest.raises(ServerError, match=r"no server at http://vllm:8000/v1 \(\[Errno -2\] Name or service"):
+        asyncio.run(twice(client))
+
+    # The server answered once: a refused connection now is a restart, retried with backoff as before.
+    client, calls = scripted_client([answer, refused, refused, answer])
+    first, second = asyncio.run(twice(client))
+    assert len(calls) == 4 and first[0].text == second[0].text == "fine" and second[0].server_retries == 2

@@ -3,6 +3,7 @@
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -119,7 +120,8 @@ def test_mined_file_is_a_negatives_source_without_any_labelled_positive(tmp_path
 def test_the_shipped_demo_negatives_are_what_the_documented_command_writes(tmp_path):
     shipped = DEMO_REAL / "qrels" / "bm25_negatives.jsonl"
     output = tmp_path / "bm25_negatives.jsonl"
-    # conf/data/demo_real_binary.yaml's command: python mine.py dataset=data/demo/real top_k=10 negatives_per_query=null
+    # The README's command: python mine.py dataset=data/demo/real top_k=10 negatives_per_query=null
+    #   output=data/demo/real/qrels/bm25_negatives.jsonl overwrite=true
     mine(mine_config(tmp_path, [f"dataset={DEMO_REAL}", "top_k=10", "negatives_per_query=null", f"output={output}"]))
     assert output.read_bytes() == shipped.read_bytes()
     positives = read_qrels(DEMO_REAL / "qrels" / "train.tsv")
@@ -219,12 +221,46 @@ def test_a_missing_dataset_offline_says_where_to_put_it(tmp_path):
         mine(cfg)
 
 
+def test_an_existing_output_is_replaced_only_with_overwrite_and_refused_before_any_work(tmp_path, tiny_dataset):
+    output = tmp_path / "negatives.jsonl"
+    output.write_text("previous\n")
+    for dataset in (tiny_dataset, "no-such-dataset"):  # refused before the dataset is even looked for
+        cfg = mine_config(tmp_path, [f"dataset={dataset}", "download=false", f"output={output}"])
+        with pytest.raises(FileExistsError, match=f"^{output} exists: add overwrite=true to replace it"):
+            mine(cfg)
+    assert output.read_text() == "previous\n"
+    mine(mine_config(tmp_path, [f"dataset={tiny_dataset}", "top_k=5", f"output={output}", "++overwrite=true"]))
+    assert set(read_lines(output)) == {"q1", "q2"}
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
 @pytest.mark.slow
-def test_mine_py_writes_the_default_output_next_to_the_qrels(tmp_path, tiny_dataset):
-    command = [sys.executable, "mine.py", f"dataset={tiny_dataset}", "top_k=5", f"hydra.run.dir={tmp_path}/run"]
-    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+def test_mine_py_writes_into_its_run_folder_and_into_data_only_when_told(tmp_path):
+    demo = tmp_path / "real"  # a copy: the documented command runs on the shipped folder
+    shutil.copytree(DEMO_REAL, demo)
+    before = snapshot(demo)
+    readme = [sys.executable, "mine.py", f"dataset={demo}", "top_k=10", "negatives_per_query=null", "progress=false"]
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
+        return subprocess.run([*readme, *extra], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+    finished = run(f"hydra.run.dir={tmp_path}/run")
     assert finished.returncode == 0, finished.stderr[-2000:]
-    assert "BM25 top-k" in finished.stderr  # the progress bar
-    output = tiny_dataset / "qrels" / "bm25_negatives.jsonl"
-    assert f"to {output}" in finished.stdout
-    assert set(read_lines(output)) == {"q1", "q2"}  # q3 has no negative (see the first test)
+    output = tmp_path / "run" / "bm25_negatives.jsonl"
+    assert f"to {output}" in finished.stdout and snapshot(demo) == before
+    assert output.read_bytes() == before["qrels/bm25_negatives.jsonl"]
+
+    shipped = demo / "qrels" / "bm25_negatives.jsonl"
+    shipped.write_text("edited\n")
+    refused = run(f"hydra.run.dir={tmp_path}/run2", f"output={shipped}")
+    assert refused.returncode == 1 and shipped.read_text() == "edited\n"
+    assert refused.stderr == (
+        f"mine.py: error: {shipped} exists: add overwrite=true to replace it, or choose another output=<file>\n"
+    )
+    replaced = run(f"hydra.run.dir={tmp_path}/run3", f"output={shipped}", "++overwrite=true")
+    assert replaced.returncode == 0, replaced.stderr[-2000:]
+    assert snapshot(demo) == before

@@ -19,12 +19,13 @@ class ServerError(RuntimeError):
     """A request that failed at the transport or HTTP level after all its retries.
 
     ``fatal``: no other request can succeed either (cannot connect; key, URL or model rejected), so
-    the run stops instead of failing every query in turn.
+    the run stops instead of failing every query in turn. ``unreachable``: no server has answered at
+    all; the message already says what to start or set, and nothing was generated to resume from.
     """
 
-    def __init__(self, message: str, attempts: int, fatal: bool = False):
+    def __init__(self, message: str, attempts: int, fatal: bool = False, unreachable: bool = False):
         super().__init__(message)
-        self.attempts, self.fatal = attempts, fatal
+        self.attempts, self.fatal, self.unreachable = attempts, fatal or unreachable, unreachable
 
 
 class ChatBackend(Protocol):

@@ -9,6 +9,7 @@ it off, so that request is simply asked again. Records are streamed from disk, n
 memory: a journal of millions of passages is fine.
 """
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -38,8 +39,10 @@ class Journal:
         self._fd: int | None = None
         self._created = False
         self._appended = False
+        self._new_folders: list[Path] = []
 
     def __enter__(self) -> "Journal":
+        self._new_folders = [p for p in (self.path.parent, *self.path.parent.parents) if not p.exists()]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         try:
@@ -57,9 +60,13 @@ class Journal:
 
     def __exit__(self, exc_type, *exc) -> None:
         self.close()
-        # A run that failed before accepting any answer (bad config, no server) leaves nothing behind.
+        # A run that failed before accepting any answer (bad config, no server) leaves nothing behind: neither
+        # the journal nor the output folders it made, unless something else was written into them meanwhile.
         if exc_type is not None and self._created and not self._appended:
             self.path.unlink(missing_ok=True)
+            for folder in self._new_folders:
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only an empty one: never what another writer left there
 
     def close(self) -> None:
         if self._fd is not None:

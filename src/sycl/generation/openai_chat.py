@@ -18,7 +18,9 @@ class OpenAIChat:
     """POSTs ``{base_url}/chat/completions`` with ``concurrency`` requests in flight.
 
     Connection errors, timeouts, 408/409/429 and 5xx are retried ``max_retries`` times with
-    exponential backoff and jitter (a server's ``Retry-After`` is honoured, up to ``max_backoff_s``).
+    exponential backoff and jitter (a server's ``Retry-After`` is honoured, up to ``max_backoff_s``),
+    except a refused connection or an unknown host before the server has ever answered: that is no
+    server at ``base_url``, reported at once rather than after a minute of retries.
     The API key is read from the environment variable named ``api_key_env`` and kept only in the
     request headers: it is in no config, log or output file. ``sampling`` goes into every request body
     as is (temperature, top_p, max_tokens, seed, response_format, ...).
@@ -41,7 +43,8 @@ class OpenAIChat:
     ):
         if concurrency < 1:
             raise ValueError(f"generator.concurrency must be >= 1, got {concurrency}")
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/chat/completions"
         self.model = model
         self.parallel = concurrency
         self.max_retries = max_retries
@@ -51,6 +54,7 @@ class OpenAIChat:
         api_key = os.environ.get(api_key_env, "") if api_key_env else ""
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client: httpx.AsyncClient | None = None
+        self._server_answered = False  # once it has, a refused connection is a restart worth waiting for
         # httpx logs every request at INFO: millions of lines in a large run. Failures reach the report.
         logging.getLogger("httpx").setLevel(logging.WARNING)
 
@@ -78,6 +82,11 @@ class OpenAIChat:
             except httpx.TransportError as error:
                 fatal = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
                 reason = str(error) or type(error).__name__
+                if isinstance(error, httpx.ConnectError) and not self._server_answered:
+                    why = connect_failure(error)
+                    hint = "start one (README, 'With vLLM') or set generator.base_url"
+                    message = f"no server at {self.base_url} ({why}): {hint}"
+                    raise ServerError(message, attempt + 1, unreachable=True) from None
                 if fatal:
                     failure = f"could not connect ({reason})"
                 elif isinstance(error, httpx.TimeoutException):
@@ -86,6 +95,7 @@ class OpenAIChat:
                     failure = f"connection failed ({reason})"
                 retryable = True
             else:
+                self._server_answered = True
                 if response.status_code == 200:
                     try:
                         return read_completion(response.json(), server_retries=attempt)
@@ -107,6 +117,17 @@ class OpenAIChat:
         if retry_after and retry_after.strip().isdigit():  # the HTTP-date form is rare: our own backoff then
             delay = max(delay, float(retry_after))
         return min(delay, self.max_backoff_s)
+
+
+def connect_failure(error: httpx.ConnectError) -> str:
+    """Why a connection failed, in words: "connection refused" when it was (the async client's own message
+    then is the vaguer "All connection attempts failed"), else the error's message (e.g. an unknown host)."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        cause = cause.__cause__ or cause.__context__
+    return str(error) or type(error).__name__
 
 
 def read_completion(payload: dict, server_retries: int) -> Completion:

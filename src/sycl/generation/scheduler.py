@@ -138,15 +138,20 @@ class Scheduler:
             self._bar.update(1)
 
     def _server_failed(self, batch: list[tuple[WorkUnit, int]], error: ServerError) -> None:
+        # The messages carry the ServerError's: chaining it would print the same failure twice.
         self.stats.server_retries += error.attempts - 1
+        if error.unreachable:
+            raise GenerationError(str(error)) from None
         if error.fatal:
-            raise GenerationError(f"{error}. Check generator.base_url, generator.model and the API key. {RESUME}")
+            raise GenerationError(
+                f"{error}. Check generator.base_url, generator.model and the API key. {RESUME}"
+            ) from None
         self._server_failures_in_a_row += 1
         if self._server_failures_in_a_row >= self.max_consecutive_server_failures:
             raise GenerationError(
                 f"the server failed {self._server_failures_in_a_row} requests in a row after all retries; "
                 f"last: {error}. {RESUME}"
-            )
+            ) from None
         for unit, _ in batch:
             self._fail(unit.query_id, "server_error", str(error))
 

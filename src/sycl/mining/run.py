@@ -4,7 +4,7 @@ import logging
 import random
 from pathlib import Path
 
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
 
 from sycl.data.beir_files import read_corpus, read_qrels, read_queries
@@ -23,6 +23,7 @@ def mine(cfg: DictConfig) -> dict:
 
     The dataset is a folder (BEIR, MS MARCO or TREC layout: ``sycl.data.layout``) or a BEIR name (looked up in,
     or downloaded to, ``paths.beir_dir``).
+    The negatives go to ``output_path(cfg)``: the run's own folder unless ``output`` names a file.
     Positives are the qrels pairs with score >= ``positive_min_score``; they never appear in the output.
     Neither does a query's own passage when the query is a corpus passage (evaluation's ``auto`` self-hit
     rule, ``sycl.evaluation.self_hits``): it is the query itself, not a negative.
@@ -31,6 +32,7 @@ def mine(cfg: DictConfig) -> dict:
         raise ValueError(f"top_k={cfg.top_k} must be >= 1 (how many passages to rank per query)")
     if cfg.negatives_per_query is not None and cfg.negatives_per_query < 1:
         raise ValueError(f"negatives_per_query={cfg.negatives_per_query} must be >= 1, or null to keep every hit")
+    output = output_path(cfg)
     folder = resolve_folder(str(cfg.dataset), cfg.paths.beir_dir, cfg.get("download", True))
     files = dataset_files(folder, cfg.split)
     qrels = read_qrels(files.qrels)
@@ -50,7 +52,6 @@ def mine(cfg: DictConfig) -> dict:
     self_queries, rule = self_hit_queries("auto", queries, read_corpus(files.corpus, set(query_ids)))
     log.info("%s", rule)
     miner = instantiate(cfg.miner, progress=cfg.progress)
-    output = Path(cfg.output) if cfg.get("output") else folder / "qrels" / f"{miner.name}_negatives.jsonl"
     wanted = cfg.negatives_per_query
     # queries_short: fewer negatives than negatives_per_query (a small corpus, or few term matches).
     summary = dict(
@@ -77,3 +78,19 @@ def mine(cfg: DictConfig) -> dict:
             summary["queries_without_negatives"],
         )
     return summary
+
+
+def output_path(cfg: DictConfig) -> Path:
+    """Where the negatives go: ``cfg.output``, else ``<run folder>/<miner name>_negatives.jsonl`` (under logs/).
+
+    Never into the dataset's folder unless ``output`` says so: the shipped demo data and a downloaded dataset
+    are inputs, and a rerun with other settings must not silently replace the file training reads. An existing
+    file is replaced only with ``overwrite=true``; checked before any work, so a refusal costs nothing.
+    """
+    if cfg.get("output"):
+        output = Path(cfg.output)
+    else:
+        output = Path(cfg.paths.output_dir) / f"{get_class(cfg.miner._target_).name}_negatives.jsonl"
+    if output.exists() and not cfg.get("overwrite", False):
+        raise FileExistsError(f"{output} exists: add overwrite=true to replace it, or choose another output=<file>")
+    return output
