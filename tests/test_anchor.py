@@ -78,3 +78,13 @@ def test_matched_temperature_gives_the_target_own_group_mass():
     masses = torch.cat([own_group_mass(s, 3, temperature) for s in scores])
     assert masses.mean().item() == pytest.approx(0.6, abs=1e-6)
     assert matched_temperature(scores, group_size=3, target=0.1) == float("inf")  # below the uniform 3/12
+
+
+def test_top_k_kept_counts_the_shared_members_of_each_querys_top_k_in_trec_order():
+    from sycl.experiments.ranking_drift import top_k_kept
+
+    base = {"q1": {"a": 3.0, "b": 2.0, "c": 1.0}, "q2": {"x": 1.0, "y": 1.0, "z": 0.5}}
+    # q1 keeps a (b falls below c); q2's tie is broken by id descending as trec_eval does: y, then x.
+    trained = {"q1": {"a": 3.0, "c": 2.5, "b": 0.1}, "q2": {"y": 2.0, "z": 1.5, "x": 0.0}}
+    assert top_k_kept(base, trained, k=2) == pytest.approx((1 / 2 + 1 / 2) / 2)
+    assert top_k_kept(base, base, k=2) == 1.0
