@@ -50,6 +50,16 @@ def tiny_model_path(tmp_path_factory, minilm_path) -> str:
     return str(path)
 
 
+def tiny_model_overrides(tiny_model_path: str) -> list[str]:
+    """The tiny model of ``tiny_model_path`` with short texts and batches of 4: a train config that runs in seconds."""
+    return [
+        f"model.name_or_path={tiny_model_path}",
+        "model.query_max_length=16",
+        "model.passage_max_length=32",
+        "data.batch_size=4",
+    ]
+
+
 def compose_train_config(output_dir: Path, overrides: list[str]):
     """Compose conf/train.yaml as train.py would, with outputs in ``output_dir``."""
     return compose_config("train", output_dir, overrides)

@@ -13,7 +13,7 @@ from sycl.mining import BM25Miner
 from sycl.mining.run import output_path
 from sycl.training.module import RetrieverModule
 from sycl.training.run import train
-from tests.conftest import CONF_DIR, compose_config, compose_train_config
+from tests.conftest import CONF_DIR, compose_config, compose_train_config, tiny_model_overrides
 from tests.test_mining import read_lines
 
 ROOT = Path(CONF_DIR).parent
@@ -139,13 +139,9 @@ def test_real_binary_puts_the_real_positive_first_and_two_bm25_negatives_after(t
 
 def tiny_steps(tiny_model_path: str) -> list[str]:
     """A tiny random BERT, short texts, 2 optimizer steps; the export and the demo test benchmark still run."""
-    return [
-        f"model.name_or_path={tiny_model_path}",
-        "model.query_max_length=16",
-        "model.passage_max_length=32",
+    return tiny_model_overrides(tiny_model_path) + [
         "trainer.max_steps=2",
         "trainer.max_epochs=1",
-        "data.batch_size=4",
         "logger=csv",
         "evaluation.progress=false",
         "~callbacks.retrieval_validation",

@@ -12,21 +12,13 @@ from sentence_transformers import SentenceTransformer
 from sycl.data import DataFormatError
 from sycl.models import DualEncoder
 from sycl.training.run import train
-from tests.conftest import compose_train_config
+from tests.conftest import compose_train_config, tiny_model_overrides
 
 BASELINE = ["loss=infonce", "data=demo_binary"]
 
 
 def tiny_overrides(tiny_model_path: str, steps: int = 2) -> list[str]:
-    return [
-        f"model.name_or_path={tiny_model_path}",
-        "model.query_max_length=16",
-        "model.passage_max_length=32",
-        f"trainer.max_steps={steps}",
-        "trainer.max_epochs=1",
-        "logger=csv",
-        "data.batch_size=4",
-    ]
+    return tiny_model_overrides(tiny_model_path) + [f"trainer.max_steps={steps}", "trainer.max_epochs=1", "logger=csv"]
 
 
 @pytest.mark.parametrize("setting", [["loss=wasserstein"], BASELINE], ids=["wasserstein", "infonce"])

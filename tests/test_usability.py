@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 
 from sycl.config import repo_root
 from sycl.training.run import train
-from tests.conftest import CONF_DIR, compose_config, compose_train_config
+from tests.conftest import CONF_DIR, compose_config, compose_train_config, tiny_model_overrides
 
 TRAINER_OVERRIDES = [
     "trainer.max_steps=2",
@@ -27,15 +27,6 @@ TRAINER_OVERRIDES = [
     "trainer.val_check_interval=0.5",
 ]
 DEBUG_PRESETS = sorted(path.stem for path in (Path(CONF_DIR) / "debug").glob("*.yaml"))
-
-
-def tiny_model(tiny_model_path: str) -> list[str]:
-    return [
-        f"model.name_or_path={tiny_model_path}",
-        "model.query_max_length=16",
-        "model.passage_max_length=32",
-        "data.batch_size=4",
-    ]
 
 
 @pytest.mark.parametrize("override", TRAINER_OVERRIDES)
@@ -72,7 +63,7 @@ def test_each_debug_preset_turns_off_export_benchmark_wandb_and_checkpoints(tmp_
 
 @pytest.mark.parametrize("preset", ["fdr", "limit"])
 def test_a_debug_run_trains_and_leaves_no_model_results_checkpoints_or_wandb(tmp_path, tiny_model_path, preset):
-    metrics = train(compose_train_config(tmp_path, [f"debug={preset}", *tiny_model(tiny_model_path)]))
+    metrics = train(compose_train_config(tmp_path, [f"debug={preset}", *tiny_model_overrides(tiny_model_path)]))
     assert torch.isfinite(torch.tensor(metrics["train/loss"]))
     for output in ("model", "results.json", "wandb", "checkpoints"):
         assert not (tmp_path / output).exists(), output
@@ -86,7 +77,7 @@ def test_overfit_trains_the_same_batches_every_epoch(tmp_path, tiny_model_path):
     record = tmp_path / "record"
     overrides = [
         "debug=overfit",
-        *tiny_model(tiny_model_path),
+        *tiny_model_overrides(tiny_model_path),
         "trainer.max_epochs=3",
         "module.lr=1e-3",
         "+callbacks.recorder._target_=tests.test_training_loop.StepRecorder",
@@ -103,7 +94,8 @@ def test_overfit_trains_the_same_batches_every_epoch(tmp_path, tiny_model_path):
 
 def test_a_default_run_is_quiet_and_ends_with_the_test_table(tmp_path, tiny_model_path, capfd, caplog, monkeypatch):
     monkeypatch.delenv("WANDB_SILENT", raising=False)  # the config alone must keep W&B quiet
-    overrides = tiny_model(tiny_model_path) + ["trainer.max_steps=2", "trainer.max_epochs=1", "benchmark=demo"]
+    steps = ["trainer.max_steps=2", "trainer.max_epochs=1", "benchmark=demo"]
+    overrides = tiny_model_overrides(tiny_model_path) + steps
     with caplog.at_level(logging.INFO):
         train(compose_train_config(tmp_path, overrides))
     out, err = capfd.readouterr()
@@ -120,7 +112,7 @@ def test_verbose_brings_the_model_summary_tips_and_wandb_output_back(
     tmp_path, tiny_model_path, capfd, caplog, monkeypatch
 ):
     monkeypatch.delenv("WANDB_SILENT", raising=False)
-    overrides = tiny_model(tiny_model_path) + ["trainer.max_steps=1", "~callbacks", "verbose=true"]
+    overrides = tiny_model_overrides(tiny_model_path) + ["trainer.max_steps=1", "~callbacks", "verbose=true"]
     with caplog.at_level(logging.INFO):
         train(compose_train_config(tmp_path, overrides))
     out, err = capfd.readouterr()

@@ -116,6 +116,14 @@ def runs_table(records: list[RunRecord], metrics=("NDCG@10", "MRR@10", "Recall@1
     return "\n".join(lines) + "\n"
 
 
+def test_cells(test) -> str:
+    """The cells every paired-test table ends with: difference, 95% CI, t-test p, randomization p, n."""
+    return (
+        f"{test.mean_difference:+.4f} | {ci_cell(test)} | {p_cell(test.p_t)} | {p_cell(test.p_randomization)} "
+        f"| {test.n} |"
+    )
+
+
 def against_base_table(tests: list[SettingTest], metric: str = "NDCG@10") -> str:
     """Markdown: per setting and dataset, base vs the setting's mean over seeds, with its paired tests.
 
@@ -130,9 +138,7 @@ def against_base_table(tests: list[SettingTest], metric: str = "NDCG@10") -> str
     for row in tests:
         test = row.test
         lines.append(
-            f"| {row.setting} | {row.dataset} | {row.seeds} | {row.base:.4f} | {row.trained:.4f} | "
-            f"{test.mean_difference:+.4f} | {ci_cell(test)} | {p_cell(test.p_t)} | {p_cell(test.p_randomization)} "
-            f"| {test.n} |"
+            f"| {row.setting} | {row.dataset} | {row.seeds} | {row.base:.4f} | {row.trained:.4f} | {test_cells(test)}"
         )
     return "\n".join(lines) + "\n"
 
@@ -166,8 +172,7 @@ def against_reference_table(tests: list[ReferenceTest], reference: str, metric: 
         test = row.test
         lines.append(
             f"| {row.setting} | {row.dataset} | {row.seeds} | {row.reference_seeds} | {row.reference:.4f} | "
-            f"{row.value:.4f} | {test.mean_difference:+.4f} | {ci_cell(test)} | {p_cell(test.p_t)} | "
-            f"{p_cell(test.p_randomization)} | {test.n} |"
+            f"{row.value:.4f} | {test_cells(test)}"
         )
     return "\n".join(lines) + "\n"
 
