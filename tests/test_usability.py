@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import wandb
 import yaml
 from hydra.utils import instantiate
 from lightning import Trainer
@@ -112,6 +113,9 @@ def test_verbose_brings_the_model_summary_tips_and_wandb_output_back(
     tmp_path, tiny_model_path, capfd, caplog, monkeypatch
 ):
     monkeypatch.delenv("WANDB_SILENT", raising=False)
+    # wandb's process-wide setup keeps the environment an earlier run of this process saw (WANDB_SILENT from
+    # conftest): start a fresh one, as a new python process would.
+    wandb.teardown()
     overrides = tiny_model_overrides(tiny_model_path) + ["trainer.max_steps=1", "~callbacks", "verbose=true"]
     with caplog.at_level(logging.INFO):
         train(compose_train_config(tmp_path, overrides))
