@@ -22,10 +22,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-import sycl.config  # noqa: F401  (registers the config resolvers)
+from sycl.config import repo_root  # importing sycl.config also registers the config resolvers
 from sycl.losses.base import expand_group_labels, own_group_columns
-
-CONF_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "conf")
 
 
 @dataclass(frozen=True)
@@ -107,7 +105,7 @@ def measure(cfg, batches: int = 4) -> ScoreScale:
 
 
 def main(overrides: list[str]) -> None:
-    with initialize_config_dir(config_dir=os.path.abspath(CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=os.path.join(repo_root(), "conf"), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
     scale = measure(cfg)
     levels = ", ".join(f"level {level}: {score:.3f}" for level, score in scale.level_scores.items())
