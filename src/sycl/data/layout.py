@@ -33,23 +33,24 @@ def dataset_files(folder: str | Path, split: str) -> DatasetFiles:
 
     Raises FileNotFoundError naming the folder and every name looked for when one of them is missing.
     """
-    folder = Path(folder)
-    return DatasetFiles(
-        corpus=corpus_file(folder),
-        queries=find_one(
-            folder, "queries", ["queries.jsonl", "queries.tsv", f"queries.{split}.tsv", f"queries.{split}.jsonl"]
-        ),
-        qrels=find_one(
-            folder,
-            f"qrels of split {split!r}",
-            [f"qrels/{split}{suffix}" for suffix in QRELS_SUFFIXES] + [f"qrels.{split}.tsv", f"qrels.{split}.txt"],
-        ),
-    )
+    return DatasetFiles(corpus_file(folder), queries_file(folder, split), qrels_file(folder, split))
 
 
 def corpus_file(folder: str | Path) -> Path:
     """The folder's corpus file: the one of ``corpus.jsonl`` and ``collection.tsv`` (maybe gzipped) that exists."""
     return find_one(Path(folder), "corpus", ["corpus.jsonl", "collection.tsv"])
+
+
+def queries_file(folder: str | Path, split: str) -> Path:
+    """The folder's queries file: one for all splits, or the split's own (MS MARCO)."""
+    names = ["queries.jsonl", "queries.tsv", f"queries.{split}.tsv", f"queries.{split}.jsonl"]
+    return find_one(Path(folder), "queries", names)
+
+
+def qrels_file(folder: str | Path, split: str) -> Path:
+    """The folder's qrels file of ``split``: under ``qrels/`` (BEIR, TREC) or beside the corpus (MS MARCO)."""
+    names = [f"qrels/{split}{suffix}" for suffix in QRELS_SUFFIXES] + [f"qrels.{split}.tsv", f"qrels.{split}.txt"]
+    return find_one(Path(folder), f"qrels of split {split!r}", names)
 
 
 def find_one(folder: Path, what: str, names: list[str]) -> Path:

@@ -3,18 +3,18 @@
 import logging
 from pathlib import Path
 
-from sycl.data.layout import dataset_files
-from sycl.evaluation.datasets import DatasetSpec, integer_qrels, load_split, resolve_folder
+from sycl.evaluation.datasets import DatasetSpec, integer_qrels, load_split, split_files
 from sycl.evaluation.evaluator import EvaluationSettings, Ranker, RetrievalEvaluator
 from sycl.evaluation.metrics import Run, compute_metrics
-from sycl.evaluation.reports import Results, write_run, write_summary
+from sycl.evaluation.reports import Average, Results, write_run, write_summary
 from sycl.models.dual_encoder import DualEncoder
 
 log = logging.getLogger(__name__)
 
 
 def dataset_specs(entries, default_split: str = "test") -> list[DatasetSpec]:
-    """Config entries -> specs: a string is a folder or BEIR name; a mapping has path, split and name."""
+    """Config entries -> specs: a string is a folder, BEIR name or ``hf://`` folder URI; a mapping has the fields of
+    ``DatasetSpec`` (path, split, name, and corpus, queries, qrels files)."""
     specs = []
     for entry in entries:
         if isinstance(entry, str):
@@ -27,12 +27,35 @@ def dataset_specs(entries, default_split: str = "test") -> list[DatasetSpec]:
 
 
 def check_available(specs: list[DatasetSpec], beir_dir: str | Path, download: bool = True) -> None:
-    """Fail before any encoding if a dataset folder, its corpus, its queries or its qrels split is missing."""
+    """Fail before any encoding if a dataset folder, its corpus, its queries or its qrels split is missing.
+
+    Every ``hf://`` file is fetched into the HF cache now (``split_files``), so a suite whose last file is not
+    available offline fails in seconds, not after hours of encoding the datasets before it. Raises
+    FileNotFoundError (``sycl.hub.HubFileUnavailable`` for a hub file) naming the dataset and what is missing.
+    """
     for spec in specs:
         try:
-            dataset_files(resolve_folder(spec.path, beir_dir, download), spec.split)
+            split_files(spec, beir_dir, download)
         except FileNotFoundError as error:
-            raise FileNotFoundError(f"dataset {spec.label}: {error}") from None
+            raise type(error)(f"dataset {spec.label}: {error}") from None
+
+
+def benchmark_average(entry, specs: list[DatasetSpec]) -> Average | None:
+    """``benchmark.average`` ({name, datasets}) as an ``Average`` of the results table, or None when not set.
+
+    Raises ValueError for an average without datasets or naming one twice. A named dataset that is not among
+    ``specs`` (a ``datasets=[...]`` override) is logged: the table then has no such row, as its mean would be
+    over other datasets than its name says.
+    """
+    if not entry:
+        return None
+    average = Average(str(entry["name"]), tuple(str(label) for label in entry["datasets"]))
+    if not average.datasets or len(set(average.datasets)) < len(average.datasets):
+        raise ValueError(f"benchmark.average {average.name!r} must name each of its datasets once: {average.datasets}")
+    absent = [label for label in average.datasets if label not in {spec.label for spec in specs}]
+    if absent:
+        log.warning("%s is not shown: %s not evaluated here", average.name, ", ".join(absent))
+    return average
 
 
 def load_qrels(spec: DatasetSpec, beir_dir: str | Path, download: bool = True) -> dict[str, dict[str, int]]:
@@ -41,7 +64,7 @@ def load_qrels(spec: DatasetSpec, beir_dir: str | Path, download: bool = True) -
     With a run that ``evaluate_datasets`` returned or wrote, they give the per-query values it averaged
     (``sycl.evaluation.metrics.per_query_metric``): a paired test's input.
     """
-    return integer_qrels(dataset_files(resolve_folder(spec.path, beir_dir, download), spec.split).qrels)
+    return integer_qrels(split_files(spec, beir_dir, download).qrels)
 
 
 def describe_ranker(ranker: DualEncoder | Ranker) -> str:
@@ -59,13 +82,15 @@ def evaluate_datasets(
     prefix: str = "results",
     tag: str = "sycl",
     model_label: str | None = None,
+    average: Average | None = None,
 ) -> tuple[Results, dict[str, Run]]:
     """Evaluate ``ranker`` (an encoder, or BM25) on every dataset, one at a time so only one corpus is in memory.
 
     With ``output_dir``, each dataset's run file, and results.json/.md and <prefix>_checks.json so far,
     are written as soon as it finishes (see ``reports``), so a failure on a later dataset keeps the
-    results of the earlier ones. ``model_label`` names the model in the log ("base model <path>"); by default
-    ``describe_ranker`` does.
+    results of the earlier ones; <prefix>_checks.json records the commit of every ``hf://`` file a dataset was
+    read from, and results.md ends with ``average`` when given. ``model_label`` names the model in the log ("base
+    model <path>"); by default ``describe_ranker`` does. The returned results hold metrics only.
     """
     model_label = model_label or describe_ranker(ranker)
     check_available(specs, beir_dir, download)
@@ -90,8 +115,9 @@ def evaluate_datasets(
             if results and output_dir is not None:
                 log.error("%s failed; the results of %s are in %s", spec.label, ", ".join(results), output_dir)
             raise
-        checks[spec.label] = {**split.checks, **decided}
+        # The upstream version of every hub file the figures were computed on.
+        checks[spec.label] = {**split.checks, **decided, **({"hub_files": split.hub_files} if split.hub_files else {})}
         if output_dir is not None:
             write_run(output_dir, spec.label, run, prefix, tag)
-            write_summary(output_dir, results, prefix, checks)
+            write_summary(output_dir, results, prefix, checks, average)
     return results, runs

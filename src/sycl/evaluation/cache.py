@@ -3,7 +3,9 @@
 The reference keys its cache by input file only, so a second checkpoint silently reuses the first
 one's embeddings. Here the key hashes the model weights (every tensor, both towers), the encoder
 settings (pooling, normalisation, prefixes, max lengths), the numeric precision and the corpus
-file's bytes: change any of them and the cache misses.
+file's bytes: change any of them and the cache misses. A corpus read from the Hugging Face Hub is keyed the same
+way, by the bytes of its cached file, so a file changed upstream (an unpinned URI now at a new commit) never
+reuses the old file's embeddings; its URI and commit are stored with the entry only to say where it came from.
 """
 
 import hashlib
@@ -59,6 +61,9 @@ class EmbeddingCache:
         log.info("corpus embeddings loaded from cache %s", path)
         return stored["embeddings"]
 
-    def save(self, key: str, ids: list[str], embeddings: torch.Tensor) -> None:
+    def save(self, key: str, ids: list[str], embeddings: torch.Tensor, source: dict[str, str] | None = None) -> None:
+        """Store ``embeddings`` [N, H] of the passages ``ids``; ``source`` ({"uri", "commit"} of a corpus read from
+        the Hub) is kept beside them as ``corpus_source``, metadata that plays no part in the key."""
+        entry = {"ids": ids, "embeddings": embeddings} | ({"corpus_source": source} if source else {})
         with atomic_writer(self.directory / f"{key}.pt", "wb") as handle:  # readers never see a half file
-            torch.save({"ids": ids, "embeddings": embeddings}, handle)
+            torch.save(entry, handle)

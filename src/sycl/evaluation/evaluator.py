@@ -116,6 +116,7 @@ class RetrievalEvaluator:
         }
 
     def corpus_embeddings(self, encoder: DualEncoder, split: RetrievalSplit, corpus_ids: list[str]) -> torch.Tensor:
+        """[N, H] embeddings of ``corpus_ids``, from the cache when it holds them for these weights and corpus bytes."""
         key = None
         if self.cache is not None:
             key = EmbeddingCache.key(model_fingerprint(encoder), split.corpus_file, self.settings.bf16)
@@ -124,7 +125,7 @@ class RetrievalEvaluator:
                 return cached
         embeddings = self.encode(encoder, [split.corpus[c] for c in corpus_ids], "passage")
         if self.cache is not None:
-            self.cache.save(key, corpus_ids, embeddings)
+            self.cache.save(key, corpus_ids, embeddings, split.corpus_source)
         return embeddings
 
     def encode(self, encoder: DualEncoder, texts: list[str], kind: str) -> torch.Tensor:

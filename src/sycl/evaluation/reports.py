@@ -1,9 +1,11 @@
 """Results files a person reads: results.json, a markdown table with a mean row, TREC run files, and
 results_checks.json, what each dataset's files held that evaluation had to decide on (missing texts,
-missing passages, self-hits); results.json keeps only {dataset: {metric: value}} for its readers. After
+missing passages, self-hits) and, for a dataset read from the Hugging Face Hub, which commit of each file
+(``"hub_files": {URI: commit}``); results.json keeps only {dataset: {metric: value}} for its readers. After
 training, comparison.md and comparison.json: base vs trained per dataset, with paired tests over queries."""
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from sycl.evaluation.metrics import METRICS, Run, trec_order
@@ -16,14 +18,30 @@ Results = dict[str, dict[str, float]]
 SIGNIFICANCE_LEVEL = 0.05
 
 
+@dataclass(frozen=True)
+class Average:
+    """A named mean over some of a benchmark's datasets (``benchmark.average``): the summary row a paper reports,
+    e.g. BEIR's 14 sets beside MS MARCO and TREC DL, whose mean with them would be no figure anyone reports."""
+
+    name: str
+    datasets: tuple[str, ...]
+
+
 def mean_row(results: Results) -> dict[str, float]:
     return {m: sum(r[m] for r in results.values()) / len(results) for m in METRICS}
 
 
-def results_table(results: Results, metrics=TABLE_METRICS) -> str:
-    """Markdown table: one row per dataset, then the mean over datasets."""
+def results_table(results: Results, metrics=TABLE_METRICS, average: Average | None = None) -> str:
+    """Markdown table: one row per dataset, then the mean over datasets.
+
+    With ``average`` the last row is instead its mean over its datasets, shown once all of them have results.
+    """
     lines = ["| dataset | " + " | ".join(metrics) + " |", "|---|" + "---:|" * len(metrics)]
-    rows = list(results.items()) + ([("**mean**", mean_row(results))] if len(results) > 1 else [])
+    rows = list(results.items())
+    if average is None:
+        rows += [("**mean**", mean_row(results))] if len(results) > 1 else []
+    elif set(average.datasets) <= set(results):
+        rows.append((f"**{average.name}**", mean_row({name: results[name] for name in average.datasets})))
     lines += [f"| {name} | " + " | ".join(f"{r[m]:.4f}" for m in metrics) + " |" for name, r in rows]
     return "\n".join(lines) + "\n"
 
@@ -132,11 +150,18 @@ def run_file(output_dir: str | Path, dataset: str, prefix: str = "results") -> P
 
 
 def write_summary(
-    output_dir: str | Path, results: Results, prefix: str = "results", checks: dict[str, dict] | None = None
+    output_dir: str | Path,
+    results: Results,
+    prefix: str = "results",
+    checks: dict[str, dict] | None = None,
+    average: Average | None = None,
 ) -> None:
-    """Write ``<prefix>.json`` and ``<prefix>.md``, and ``<prefix>_checks.json`` when ``checks`` are given."""
+    """Write ``<prefix>.json`` and ``<prefix>.md``, and ``<prefix>_checks.json`` when ``checks`` are given.
+
+    ``average`` ends the table (``results_table``).
+    """
     output_dir = Path(output_dir)
-    write_text_atomically(output_dir / f"{prefix}.md", results_table(results))
+    write_text_atomically(output_dir / f"{prefix}.md", results_table(results, average=average))
     write_text_atomically(output_dir / f"{prefix}.json", json.dumps(results, indent=2) + "\n")
     if checks is not None:
         write_text_atomically(output_dir / f"{prefix}_checks.json", json.dumps(checks, indent=2) + "\n")

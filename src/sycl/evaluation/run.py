@@ -7,7 +7,7 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from sycl.evaluation.benchmark import dataset_specs, evaluate_datasets
+from sycl.evaluation.benchmark import benchmark_average, dataset_specs, evaluate_datasets
 from sycl.evaluation.evaluator import EvaluationSettings
 from sycl.evaluation.reports import Results, results_table
 from sycl.loggers import adopt_csv_columns, finish_wandb, set_library_verbosity
@@ -22,6 +22,7 @@ def evaluate(cfg: DictConfig) -> Results:
     write results to the run dir."""
     set_library_verbosity(cfg.get("verbose", False))
     specs = dataset_specs(cfg.datasets, cfg.split)
+    average = benchmark_average(cfg.benchmark.get("average"), specs)
     ranker = instantiate(cfg.ranker)
     lexical = not isinstance(ranker, DualEncoder)
     settings = EvaluationSettings(**OmegaConf.to_container(cfg.evaluation, resolve=True))
@@ -37,10 +38,11 @@ def evaluate(cfg: DictConfig) -> Results:
         tag=ranker.name if lexical else "sycl",
         # A checkpoint's encoder carries the name of the base model it was trained from.
         model_label=f"checkpoint {cfg.ckpt_path}" if cfg.get("ckpt_path") and not lexical else None,
+        average=average,
     )
     if lexical:
         print(f"Ranked by {ranker.description}")
-    print(results_table(results))
+    print(results_table(results, average=average))
     print(f"Results: {output_dir / 'results.json'}")
     if cfg.get("logger"):
         loggers = [instantiate(c) for c in cfg.logger.values()]

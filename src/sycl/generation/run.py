@@ -8,6 +8,7 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from sycl import hub
 from sycl.data.beir_files import iter_qrels, read_queries
 from sycl.data.errors import DataFormatError
 from sycl.files import write_lines_atomically
@@ -107,14 +108,18 @@ def load_queries(cfg: DictConfig, output_dir: Path) -> dict[str, str]:
     """The queries to generate for: the file, optionally only those in a qrels file, optionally the first N.
 
     Both files may be in any layout the readers know (``sycl.data.beir_files``: BEIR JSONL, MS MARCO TSV,
-    TREC or Trove qrels, gzipped or not); the layout is read from the file itself.
+    TREC or Trove qrels, gzipped or not); the layout is read from the file itself. Either may be an ``hf://`` URI
+    (``sycl.hub``), fetched into the HF cache; ``sycl.hub.HubFileUnavailable`` when it cannot be.
     """
-    path = Path(cfg.queries)
+    path = hub.local_path(cfg.queries)  # before any Path(): it would fold the URI's "//"
+    # Resolved, a hub file is its blob in the HF cache: an output_dir inside the cache's snapshot is caught too.
     if (output_dir / "queries.jsonl").resolve() == path.resolve():
-        raise ValueError(f"output_dir={output_dir} would overwrite the input queries={path}: choose another output_dir")
+        raise ValueError(
+            f"output_dir={output_dir} would overwrite the input queries={cfg.queries}: choose another output_dir"
+        )
     keep_ids = None
     if cfg.queries_in_qrels:
-        keep_ids = {query_id for _, query_id, _, _ in iter_qrels(cfg.queries_in_qrels)}
+        keep_ids = {query_id for _, query_id, _, _ in iter_qrels(hub.local_path(cfg.queries_in_qrels))}
     queries = read_queries(path, keep_ids=keep_ids)
     if cfg.max_queries is not None:
         queries = dict(list(queries.items())[: cfg.max_queries])

@@ -9,8 +9,7 @@ from omegaconf import DictConfig
 
 from sycl.data.beir_files import read_corpus, read_qrels, read_queries
 from sycl.data.errors import DataFormatError
-from sycl.data.layout import dataset_files
-from sycl.evaluation.datasets import resolve_folder
+from sycl.evaluation.datasets import DatasetSpec, hub_commits, split_files
 from sycl.evaluation.self_hits import self_hit_queries, without_self_hit
 from sycl.mining.negatives import select_negatives
 from sycl.mining.writer import NegativesWriter
@@ -21,8 +20,9 @@ log = logging.getLogger(__name__)
 def mine(cfg: DictConfig) -> dict:
     """Mine negatives for every query of ``cfg.split``'s qrels; returns a summary of what was written.
 
-    The dataset is a folder (BEIR, MS MARCO or TREC layout: ``sycl.data.layout``) or a BEIR name (looked up in,
-    or downloaded to, ``paths.beir_dir``).
+    The dataset is a folder (BEIR, MS MARCO or TREC layout: ``sycl.data.layout``), a BEIR name (looked up in,
+    or downloaded to, ``paths.beir_dir``) or an ``hf://`` folder URI (its corpus.jsonl, queries.jsonl and
+    qrels/<split>.tsv, fetched into the HF cache; the summary's ``hub_files`` says at which commits).
     The negatives go to ``output_path(cfg)``: the run's own folder unless ``output`` names a file.
     Positives are the qrels pairs with score >= ``positive_min_score``; they never appear in the output.
     Neither does a query's own passage when the query is a corpus passage (evaluation's ``auto`` self-hit
@@ -33,8 +33,8 @@ def mine(cfg: DictConfig) -> dict:
     if cfg.negatives_per_query is not None and cfg.negatives_per_query < 1:
         raise ValueError(f"negatives_per_query={cfg.negatives_per_query} must be >= 1, or null to keep every hit")
     output = output_path(cfg)
-    folder = resolve_folder(str(cfg.dataset), cfg.paths.beir_dir, cfg.get("download", True))
-    files = dataset_files(folder, cfg.split)
+    spec = DatasetSpec(path=str(cfg.dataset), split=cfg.split)
+    files = split_files(spec, cfg.paths.beir_dir, cfg.get("download", True))
     qrels = read_qrels(files.qrels)
     if not qrels:
         raise DataFormatError(files.qrels, f"split {cfg.split!r} has no judgements")
@@ -71,6 +71,8 @@ def mine(cfg: DictConfig) -> dict:
             summary["queries_short"] += wanted is not None and len(negatives) < wanted
             writer.write(query_id, negatives)
     summary.update(output=str(output), queries_written=writer.queries, negatives=writer.negatives)
+    if hub_commits(spec):
+        summary["hub_files"] = hub_commits(spec)
     log.info("mined %s", summary)
     if summary["queries_without_negatives"]:
         log.warning(

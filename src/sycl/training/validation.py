@@ -5,7 +5,8 @@ import logging
 from lightning import Callback, LightningModule, Trainer
 from lightning.pytorch.utilities import rank_zero_warn
 
-from sycl.evaluation.datasets import DatasetSpec, RetrievalSplit, load_split
+from sycl import hub
+from sycl.evaluation.datasets import DatasetSpec, RetrievalSplit, hub_uris, load_split
 from sycl.evaluation.evaluator import EvaluationSettings, RetrievalEvaluator
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,12 @@ class RetrievalValidation(Callback):
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         if self.split is None:
+            # An hf:// dev set is fetched by one process per node while the others wait, then read from the cache
+            # by all; nothing else is downloaded here (a missing BEIR folder fails, naming what to fetch).
+            if trainer.local_rank == 0:
+                for uri in hub_uris(self.spec).values():
+                    hub.fetch(uri)
+            trainer.strategy.barrier("retrieval_validation_hub_files")
             self.split = load_split(self.spec, self.beir_dir, download=False)  # bad dev data fails before training
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
