@@ -26,6 +26,22 @@ REFERENCE = {
     "synth_plus_real_wasserstein": ("multilevel", 7, "WassersteinLoss"),
 }
 EXPERIMENTS = [*REFERENCE, *(f"demo_{name}" for name in REFERENCE)]
+# The files of each setting's sources, (corpus, queries, qrels), exactly as the reference's data_configs/*.json.
+MSMARCO = "hf://datasets/mteb/msmarco@c5a29a104738b98a9e76336939199e264163d4a0"
+RELEASED_NEGATIVES = "hf://datasets/BatsResearch/sycl/real_data/bm25_top_docs/train_qrels.jsonl"
+REAL = (f"{MSMARCO}/corpus.jsonl", f"{MSMARCO}/queries.jsonl", f"{MSMARCO}/qrels/train.tsv")
+BM25 = (f"{MSMARCO}/corpus.jsonl", f"{MSMARCO}/queries.jsonl", RELEASED_NEGATIVES)
+SYNTHETIC = (
+    "hf://datasets/BatsResearch/sycl/llama33_70b/corpus.jsonl",
+    f"{MSMARCO}/queries.jsonl",
+    "hf://datasets/BatsResearch/sycl/llama33_70b/qrels/train.tsv",
+)
+REFERENCE_FILES = {
+    "real_binary_infonce": [REAL, BM25],
+    "synth_binary_infonce": [SYNTHETIC, SYNTHETIC],
+    "synth_multilevel_wasserstein": [SYNTHETIC],
+    "synth_plus_real_wasserstein": [REAL, BM25, SYNTHETIC],
+}
 # Labels of one group, best first: what each setting's recipe must produce for every demo query.
 DEMO_GROUP_LABELS = {
     "real_binary_infonce": [1.0, 0.0, 0.0],
@@ -68,20 +84,22 @@ def test_reference_settings_carry_the_papers_hyperparameters(tmp_path, name):
     assert (trainer.strategy, trainer.devices, cfg.data.batch_size) == ("ddp", 4, 16)
     assert trainer.devices * cfg.data.batch_size * trainer.accumulate_grad_batches == 256  # queries per update
     assert (cfg.data.mode, cfg.data.group_size, cfg.data.selection) == (mode, group_size, "random")
-    corpora = {Path(source.corpus).parent.relative_to(ROOT).as_posix() for source in cfg.data.sources}
-    assert corpora <= {"data/beir/msmarco", "data/synthetic/msmarco"}
-    assert [d.path for d in cfg.benchmark.datasets] == ["msmarco", "msmarco"]
+    files = [(source.corpus, source.queries, source.qrels) for source in cfg.data.sources]
+    assert files == REFERENCE_FILES[name]
+    assert [(d.path, d.split) for d in cfg.benchmark.datasets] == [(MSMARCO, "dev"), (MSMARCO, "test")]
 
 
-def test_the_mined_negatives_path_is_where_the_documented_mine_py_command_writes(tmp_path):
-    # mine.py writes into its run folder unless told: the README's MS MARCO command names the file these read.
+def test_the_documented_switch_to_mined_negatives_reads_where_mine_py_writes(tmp_path):
+    # mine.py writes into its run folder unless told: the README's MS MARCO command names the file that the
+    # documented override makes the experiments read instead of the released negatives.
     documented = ["output=data/beir/msmarco/qrels/bm25_negatives.jsonl", "++overwrite=true"]  # a checkout may hold it
     mine_cfg = compose_config("mine", tmp_path, documented)
-    assert mine_cfg.dataset == "msmarco" and mine_cfg.miner._target_ == "sycl.mining.BM25Miner"
+    assert mine_cfg.miner._target_ == "sycl.mining.BM25Miner"
     assert output_path(mine_cfg).name == f"{BM25Miner.name}_negatives.jsonl"
+    switch = [f"paths.msmarco_bm25_negatives={ROOT / output_path(mine_cfg)}"]
     for name in ("real_binary_infonce", "synth_plus_real_wasserstein"):
-        qrels = [source.qrels for source in compose(tmp_path, name).data.sources]
-        assert str(ROOT / output_path(mine_cfg)) in qrels
+        qrels = [source.qrels for source in compose(tmp_path, name, switch).data.sources]
+        assert str(ROOT / output_path(mine_cfg)) in qrels and RELEASED_NEGATIVES not in qrels
     assert output_path(compose_config("mine", tmp_path, [])) == tmp_path / "bm25_negatives.jsonl"
 
 

@@ -5,6 +5,7 @@ import logging
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Dataset
 
+from sycl import hub
 from sycl.data.batching import EpochBatchSampler, PaddedShareDataset
 from sycl.data.collator import GroupCollator
 from sycl.data.dataset import GroupedQueryDataset
@@ -58,6 +59,28 @@ class MultiLevelDataModule(LightningDataModule):
         self.tokenization = tokenization
         self.train_dataset: GroupedQueryDataset | None = None
         self.val_dataset: GroupedQueryDataset | None = None
+        self.hub_files_fetched = False
+
+    def prepare_data(self) -> None:
+        """Download the sources' ``hf://`` files into the HF cache.
+
+        Lightning calls this on one process per node (local rank 0) while the others wait, so a large file is
+        downloaded once, not once per rank; ``setup`` then reads the cache on every rank.
+        """
+        if not self.hub_files_fetched:  # train.py prepares before fit, and fit prepares again
+            for spec in self.source_specs + self.val_source_specs:
+                spec.fetched()
+            self.hub_files_fetched = True
+
+    def hub_commits(self) -> dict[str, str]:
+        """{hf:// URI: commit} of every hub file the sources name that was fetched: the versions a run read."""
+        uris = {
+            getattr(spec, key)
+            for spec in self.source_specs + self.val_source_specs
+            for key in ("corpus", "queries", "qrels")
+            if hub.is_hub_uri(getattr(spec, key))
+        }
+        return {uri: commit for uri, commit in hub.fetched_files().items() if uri in uris}
 
     def setup(self, stage: str | None = None) -> None:
         """Read and check every source; any bad input fails here, before the first step."""
@@ -71,7 +94,12 @@ class MultiLevelDataModule(LightningDataModule):
             self.val_dataset = self._dataset(self.val_source_specs)
 
     def _dataset(self, specs: list[SourceSpec]) -> GroupedQueryDataset:
-        pool = load_sources(specs, on_conflict=self.on_conflict, bad_rows=self.bad_rows)
+        # Once prepare_data has run (here, or under a Trainer on this node's local rank 0), read the cache only: no
+        # process but local rank 0 ever talks to the Hub. Called directly (a notebook), fetch as needed.
+        local_only = self.hub_files_fetched or self.trainer is not None
+        pool = load_sources(
+            [spec.fetched(local_only) for spec in specs], on_conflict=self.on_conflict, bad_rows=self.bad_rows
+        )
         return GroupedQueryDataset(GroupSampler(pool, **self.group_options), self.short_group_policy)
 
     def train_dataloader(self) -> DataLoader:

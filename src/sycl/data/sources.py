@@ -17,10 +17,12 @@ or passage is then missing (or never was in the files); the log says how many, p
 A passage with neither title nor text is a bad row here: there is nothing to train on.
 """
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sycl import hub
 from sycl.data.beir_files import BAD_ROW_POLICIES, iter_qrels, read_corpus, read_queries
 from sycl.data.errors import DataFormatError
 
@@ -33,7 +35,10 @@ PassageKey = tuple[int, str]
 
 @dataclass
 class SourceSpec:
-    """One training source: a corpus, a queries and a qrels file, in any layout the readers know."""
+    """One training source: a corpus, a queries and a qrels file, in any layout the readers know.
+
+    Each file is a local path or an ``hf://`` URI (``sycl.hub``); ``fetched`` turns the URIs into cached files.
+    """
 
     corpus: str
     queries: str
@@ -55,6 +60,17 @@ class SourceSpec:
     @property
     def label(self) -> str:
         return self.name or self.qrels
+
+    def fetched(self, local_only: bool = False) -> "SourceSpec":
+        """This source with its ``hf://`` files fetched into the HF cache and named by their local paths.
+
+        The label stays the one given (a URI rather than a cache path). Raises ``sycl.hub.HubFileUnavailable``.
+        """
+        return dataclasses.replace(
+            self,
+            name=self.label,
+            **{key: str(hub.local_path(getattr(self, key), local_only)) for key in ("corpus", "queries", "qrels")},
+        )
 
     def keeps(self, score: float) -> bool:
         return (self.min_score is None or score >= self.min_score) and (

@@ -1,6 +1,7 @@
 """One training run from a composed config: the body of train.py, importable by tests."""
 
 import logging
+import os
 from pathlib import Path
 
 import lightning
@@ -31,12 +32,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
     module = instantiate(cfg.module, encoder=encoder, loss=instantiate(cfg.loss))
     # Through a partial: Hydra would turn a dataclass passed to instantiate() into a config node.
     datamodule = instantiate(cfg.data, _partial_=True)(tokenization=encoder.tokenization)
-    datamodule.setup("fit")  # reads and checks every source now, so bad input fails before anything heavy starts
+    if local_rank() == 0:
+        # Fetch the hub files and read and check every source now, so that bad input fails before anything heavy
+        # starts. The other processes of a DDP launch read them in fit, after this one has fetched them.
+        datamodule.prepare_data()
+        datamodule.setup("fit")
     callbacks = instantiate_entries(cfg.get("callbacks"))
     loggers = instantiate_entries(cfg.get("logger"))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    hyperparameters = OmegaConf.to_container(cfg, resolve=True)
+    if datamodule.hub_commits():  # the upstream commit of each hf:// file: what a pinned rerun needs
+        hyperparameters["hub_files"] = datamodule.hub_commits()
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams(hyperparameters)
     comparison = None
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
@@ -52,6 +60,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if comparison is not None:
         print("\nTest benchmark, base model vs trained:\n" + comparison)
     return metrics
+
+
+def local_rank() -> int:
+    """This process's rank on its node before the Trainer exists: what torchrun, SLURM or Lightning's DDP
+    launcher put in the environment (0 for a single process)."""
+    return int(os.environ.get("LOCAL_RANK", os.environ.get("SLURM_LOCALID", 0)))
 
 
 def instantiate_entries(group: DictConfig | None) -> list:
