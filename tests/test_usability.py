@@ -100,7 +100,7 @@ def test_a_default_run_is_quiet_and_ends_with_the_test_table(tmp_path, tiny_mode
     with caplog.at_level(logging.INFO):
         train(compose_train_config(tmp_path, overrides))
     out, err = capfd.readouterr()
-    for chatter in ("litlogger", "Total FLOPs", "Loading weights", "wandb sync"):
+    for chatter in ("litlogger", "Total FLOPs", "Loading weights", "wandb sync", "anonymous setting"):
         assert chatter not in out + err + caplog.text, chatter
     assert out.rstrip().splitlines()[-1].startswith("p with a trailing * is below 0.05")
     assert list((tmp_path / "wandb").glob("offline-run-*"))

@@ -5,6 +5,8 @@ import logging
 import sys
 from pathlib import Path
 
+import lightning.pytorch.loggers
+
 # Where Lightning's rank_zero_info writes (lightning_utilities logs to whichever of the two was imported last).
 LIGHTNING_INFO_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero")
 
@@ -36,6 +38,20 @@ def set_library_verbosity(verbose: bool) -> None:
         for logger in lightning_loggers:
             logger.addFilter(DROP_LIGHTNING_TIPS)
         transformers_logging.disable_progress_bar()
+
+
+class WandbLogger(lightning.pytorch.loggers.WandbLogger):
+    """Lightning's ``WandbLogger``, less the ``anonymous=None`` it always hands to ``wandb.init``.
+
+    wandb (0.2x and later) answers any ``anonymous`` argument, None included, with "The anonymous setting has no
+    effect and will be removed" on every run, even a silent one; leaving it out changes nothing else. An
+    explicit ``anonymous=True`` is still passed through.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
 
 
 def finish_wandb(loggers: list) -> None:
