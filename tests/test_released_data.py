@@ -5,6 +5,8 @@ offline by huggingface_hub; each experiment, shrunk to the bundled MiniLM, train
 """
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,9 +17,10 @@ from sycl import hub
 from sycl.training import validation
 from sycl.training.module import RetrieverModule
 from sycl.training.run import train
-from tests.conftest import compose_train_config
+from tests.conftest import CONF_DIR, compose_train_config
 from tests.hub_cache import commit_for, put_file
 
+ROOT = Path(CONF_DIR).parent
 MSMARCO, MSMARCO_REVISION = "mteb/msmarco", "c5a29a104738b98a9e76336939199e264163d4a0"
 RELEASE = "BatsResearch/sycl"
 QUERIES = ["q1", "q2", "q3", "q4"]
@@ -202,3 +205,19 @@ def test_model_selection_can_validate_on_a_dev_split_read_from_the_hub(tmp_path,
     metrics = train(compose_train_config(tmp_path, [*overrides, *selection]))
     assert [(spec.path, spec.split) for spec in read] == [(dev, "dev")]
     assert 0 <= metrics["val/ndcg@10"] <= 1
+
+
+def test_train_py_offline_without_the_released_files_ends_with_one_line_naming_the_command(tmp_path, offline_hub):
+    command = [sys.executable, "train.py", "experiment=synth_multilevel_wasserstein", "trainer=cpu", "model=minilm"]
+    finished = subprocess.run(
+        [*command, f"hydra.run.dir={tmp_path}"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert finished.returncode == 1 and "Traceback" not in finished.stderr
+    assert (
+        finished.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"train.py: error: hf://datasets/{RELEASE}/llama33_70b/corpus.jsonl is not in the Hugging Face cache"
+        )
+    )
+    assert "`hf download BatsResearch/sycl llama33_70b/corpus.jsonl --repo-type dataset`" in finished.stderr
