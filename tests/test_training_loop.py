@@ -186,6 +186,8 @@ def test_resume_from_any_checkpoint_continues_where_the_run_stopped(
     validation, crash_step, checkpoint = RESUMES[setting]
     overrides = resume_overrides(tiny_model_path, graded_queries, tmp_path / "crashed", validation)
     crash = ["+callbacks.crash._target_=tests.test_training_loop.CrashBefore", f"+callbacks.crash.step={crash_step}"]
+    if checkpoint.startswith("best"):  # weights only by default: nothing to resume from
+        crash.append("callbacks.best_checkpoint.save_weights_only=false")
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(compose_train_config(tmp_path / "crashed_run", overrides + crash))
 
@@ -208,31 +210,71 @@ class FirstEpochBest(Callback):
         pl_module.log("harness/score", -float(trainer.current_epoch))
 
 
-def test_every_checkpoint_holds_the_state_it_is_named_after(tmp_path, tiny_model_path, graded_queries):
-    overrides = graded_run_overrides(tiny_model_path, graded_queries, 4, 2, tmp_path / "record") + [
+def first_epoch_best_overrides(model: str, data: Path, record: Path) -> list[str]:
+    """2 epochs of 2 steps without validation, epoch 0 the best (``FirstEpochBest``): best-epoch=0.ckpt."""
+    return graded_run_overrides(model, data, 4, 2, record) + [
         "+callbacks.first_epoch_best._target_=tests.test_training_loop.FirstEpochBest",
         "callbacks.best_checkpoint.monitor=harness/score",
         "callbacks.best_checkpoint.filename='best-{epoch}'",
         "~callbacks.retrieval_validation",
         "~callbacks.early_stopping",
+    ]
+
+
+def encoder_weights(checkpoint: Path) -> dict:
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    return {name.removeprefix("encoder."): value for name, value in state.items() if name.startswith("encoder.")}
+
+
+def test_every_checkpoint_holds_the_state_it_is_named_after(tmp_path, tiny_model_path, graded_queries):
+    overrides = first_epoch_best_overrides(tiny_model_path, graded_queries, tmp_path / "record") + [
         # No step checkpoint in so short a run: ModelCheckpoint writes last.ckpt when training ends,
         # after the export callback has run.
         "callbacks.model_checkpoint.every_n_train_steps=100",
     ]
     train(compose_train_config(tmp_path / "run", overrides))
 
-    def encoder_weights(checkpoint: Path) -> dict:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
-        return {name.removeprefix("encoder."): value for name, value in state.items() if name.startswith("encoder.")}
-
-    last = encoder_weights(tmp_path / "run" / "checkpoints" / "last.ckpt")
-    best = encoder_weights(tmp_path / "run" / "checkpoints" / "best-epoch=0.ckpt")
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert sorted(path.name for path in checkpoints.iterdir()) == ["best-epoch=0.ckpt", "last.ckpt"]
+    last = encoder_weights(checkpoints / "last.ckpt")
+    best = encoder_weights(checkpoints / "best-epoch=0.ckpt")
     final = final_encoder_weights(tmp_path / "record")
     assert all(torch.equal(last[name], value) for name, value in final.items())  # the last step's weights
     assert not all(torch.equal(best[name], value) for name, value in final.items())
     exported = DualEncoder.from_pretrained(str(tmp_path / "run" / "model")).state_dict()
     assert exported.keys() == best.keys()
     assert all(torch.equal(exported[name], value) for name, value in best.items())  # the best epoch's weights
+    # last.ckpt holds what a resume needs; the best checkpoint, by default, the weights alone.
+    resumable = {"optimizer_states", "lr_schedulers", "callbacks"}
+    assert resumable <= torch.load(checkpoints / "last.ckpt", map_location="cpu", weights_only=False).keys()
+    assert not resumable & torch.load(checkpoints / "best-epoch=0.ckpt", map_location="cpu", weights_only=False).keys()
+
+
+def test_a_run_resumes_from_last_ckpt_and_a_weights_only_checkpoint_says_to_use_it(
+    tmp_path, tiny_model_path, graded_queries
+):
+    overrides = first_epoch_best_overrides(tiny_model_path, graded_queries, tmp_path / "record")
+    train(compose_train_config(tmp_path / "run", overrides))
+    checkpoints = tmp_path / "run" / "checkpoints"
+
+    longer = overrides + ["trainer.max_epochs=3"]
+    train(compose_train_config(tmp_path / "resumed", longer + [f"ckpt_path='{checkpoints / 'last.ckpt'}'"]))
+    assert [step["epoch"] for step in recorded_steps(tmp_path / "record")] == [0, 0, 1, 1, 2, 2]
+    best = checkpoints / "best-epoch=0.ckpt"
+    with pytest.raises(ValueError, match=r"best-epoch=0\.ckpt holds the weights only.*checkpoints/last\.ckpt"):
+        train(compose_train_config(tmp_path / "from_best", longer + [f"ckpt_path='{best}'"]))
+
+
+def test_without_model_checkpoint_a_run_keeps_only_the_best_weights_and_exports_them(
+    tmp_path, tiny_model_path, graded_queries
+):
+    overrides = first_epoch_best_overrides(tiny_model_path, graded_queries, tmp_path / "record")
+    train(compose_train_config(tmp_path / "run", overrides + ["callbacks.model_checkpoint=null"]))
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert [path.name for path in checkpoints.iterdir()] == ["best-epoch=0.ckpt"]
+    best = encoder_weights(checkpoints / "best-epoch=0.ckpt")
+    exported = DualEncoder.from_pretrained(str(tmp_path / "run" / "model")).state_dict()
+    assert all(torch.equal(exported[name], value) for name, value in best.items())
 
 
 @pytest.mark.slow

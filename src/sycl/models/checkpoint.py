@@ -8,7 +8,11 @@ from sycl.models.dual_encoder import DualEncoder
 
 
 def encoder_from_checkpoint(ckpt_path: str | Path) -> DualEncoder:
-    """Load the base model named in the checkpoint, then the checkpoint's encoder weights."""
+    """Load the base model named in the checkpoint, then the checkpoint's encoder weights.
+
+    A weights-only checkpoint (``callbacks.best_checkpoint``'s default) is enough: the module writes its
+    ``sycl_encoder`` entry into every checkpoint, and only ``state_dict`` is read besides.
+    """
     ckpt_path = Path(ckpt_path)
     if not ckpt_path.is_file():
         raise FileNotFoundError(f"checkpoint {ckpt_path} does not exist")

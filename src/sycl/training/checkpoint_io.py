@@ -19,7 +19,8 @@ class ResumableCheckpointIO(TorchCheckpointIO):
     killed during it leaves a torn ``last.ckpt`` that no resume can read. Here a kill leaves the previous
     checkpoint and at most a ``.<name>.<pid>.tmp``. Remote paths (``s3://``) keep Lightning's save.
 
-    Read: see ``finish_epoch_end``.
+    Read: a weights-only checkpoint (``callbacks.best_checkpoint`` by default) is refused with the way out, as it
+    holds no optimizer state to resume; then see ``finish_epoch_end``.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
@@ -30,7 +31,16 @@ class ResumableCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, handle)
 
     def load_checkpoint(self, path: str | Path, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        return finish_epoch_end(super().load_checkpoint(path, *args, **kwargs))
+        checkpoint = super().load_checkpoint(path, *args, **kwargs)
+        # Only a Lightning checkpoint has "state_dict": ddp_spawn hands its trained weights back to the launching
+        # process as a bare state dict through this method too, and that is no resume.
+        if "state_dict" in checkpoint and "optimizer_states" not in checkpoint:
+            raise ValueError(
+                f"{path} holds the weights only (ModelCheckpoint save_weights_only, the default of "
+                "callbacks.best_checkpoint), not the optimizer state a run resumes from: resume from the run's "
+                "checkpoints/last.ckpt, or evaluate this one with eval.py ckpt_path=..."
+            )
+        return finish_epoch_end(checkpoint)
 
 
 def finish_epoch_end(checkpoint: dict[str, Any]) -> dict[str, Any]:
