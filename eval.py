@@ -1,4 +1,4 @@
-"""Evaluate a retriever: python eval.py model.name_or_path=<model> [ranker=bm25] [benchmark=beir] [key=value ...]"""
+"""Evaluate a retriever: python eval.py [model=<group>] [model.name_or_path=<model>] [ranker=bm25] [key=value ...]"""
 
 import hydra
 from omegaconf import DictConfig

@@ -81,8 +81,8 @@ def eval_config(output_dir: Path, model: str, datasets: list[dict]):
     entries = ",".join("{" + ",".join(f"{k}:'{v}'" for k, v in entry.items()) + "}" for entry in datasets)
     overrides = [
         f"model.name_or_path={model}",
-        "+model.query_max_length=16",
-        "+model.passage_max_length=32",
+        "model.query_max_length=16",
+        "model.passage_max_length=32",
         f"datasets=[{entries}]",
         "evaluation.progress=false",
     ]

@@ -138,7 +138,7 @@ def config_groups_in_help(script: str) -> set[str]:
     "script, own, foreign",
     [
         ("train.py", {"data", "loss", "model", "trainer", "debug", "experiment"}, {"generator", "miner", "prompts"}),
-        ("eval.py", {"ranker", "benchmark", "evaluation"}, {"loss", "data", "trainer", "generator", "miner"}),
+        ("eval.py", {"ranker", "model", "benchmark", "evaluation"}, {"loss", "data", "trainer", "generator", "miner"}),
         ("generate.py", {"generator", "prompts"}, {"loss", "data", "miner", "ranker"}),
         ("mine.py", {"miner"}, {"loss", "data", "generator", "prompts"}),
     ],

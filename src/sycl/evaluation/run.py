@@ -2,6 +2,7 @@
 results."""
 
 import logging
+from dataclasses import fields
 from pathlib import Path
 
 from hydra.utils import instantiate
@@ -12,7 +13,7 @@ from sycl.evaluation.evaluator import EvaluationSettings
 from sycl.evaluation.reports import Results, results_table
 from sycl.loggers import adopt_csv_columns, finish_wandb, set_library_verbosity
 from sycl.models.checkpoint import encoder_from_checkpoint
-from sycl.models.dual_encoder import DualEncoder
+from sycl.models.dual_encoder import SETTINGS_FILE, DualEncoder, EncoderSettings, read_saved_settings
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,55 @@ def evaluate(cfg: DictConfig) -> Results:
     return results
 
 
-def load_encoder(model: DictConfig, ckpt_path: str | None = None) -> DualEncoder:
-    """The encoder that ``ranker=dense`` evaluates: a training checkpoint's if ``ckpt_path``, else ``model``'s."""
-    return encoder_from_checkpoint(ckpt_path) if ckpt_path else instantiate(model)
+def load_encoder(model: DictConfig, ckpt_path: str | None = None, settings_from_folder: bool = True) -> DualEncoder:
+    """The encoder that ``ranker=dense`` evaluates: a training checkpoint's if ``ckpt_path``, else ``model``'s.
+
+    ``model`` is a config of the ``model`` group (conf/model/), as train.py builds its base model from, so the
+    same group gives the same encoder, settings and embedding-cache key in both. Its settings describe the base
+    model it names; a folder exported by train.py carries its own (``sycl_encoder.json``), and with
+    ``settings_from_folder`` those win: each setting left as None is read from the folder. A group setting that
+    differs from the folder's is logged, not applied.
+    """
+    if ckpt_path:
+        return encoder_from_checkpoint(ckpt_path)
+    if not (settings_from_folder and (Path(model.name_or_path) / SETTINGS_FILE).is_file()):
+        encoder = instantiate(model)
+        warn_if_saved_settings_disagree(model.name_or_path, encoder)
+        return encoder
+    names = [field.name for field in fields(EncoderSettings)]
+    encoder = instantiate(model, **dict.fromkeys(names, None))
+    differing = [n for n in names if n in model and model[n] != getattr(encoder.settings, n)]
+    if differing:
+        log.warning(
+            "%s is evaluated with the settings saved in its %s (%s), not model.%s; ranker.settings_from_folder=false "
+            "applies the model's",
+            model.name_or_path,
+            SETTINGS_FILE,
+            ", ".join(f"{n}={getattr(encoder.settings, n)!r}" for n in differing),
+            ", model.".join(f"{n}={model[n]!r}" for n in differing),
+        )
+    return encoder
+
+
+def warn_if_saved_settings_disagree(name_or_path: str, encoder: DualEncoder) -> None:
+    """Warn when a sentence-transformers folder was trained to be read otherwise than the group reads it.
+
+    Its pooling and normalisation define what its embeddings mean, so a mismatch gives wrong figures rather than
+    different ones; max lengths are a speed-for-quality choice (MiniLM's group cuts passages at 128 of its 256).
+    """
+    saved = read_saved_settings(str(name_or_path))
+    differing = [
+        name for name in ("pooling", "normalize") if name in saved and saved[name] != getattr(encoder.settings, name)
+    ]
+    if differing:
+        log.warning(
+            "%s was saved to be read with %s, but is evaluated with the model group's %s: set %s to match, or "
+            "choose its model group",
+            name_or_path,
+            ", ".join(f"{name}={saved[name]!r}" for name in differing),
+            ", ".join(f"{name}={getattr(encoder.settings, name)!r}" for name in differing),
+            " ".join(f"model.{name}={saved[name]}" for name in differing),
+        )
 
 
 def log_to_loggers(loggers: list, results: Results, cfg: DictConfig | None = None, prefix: str = "test") -> None:
