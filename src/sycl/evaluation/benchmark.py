@@ -7,6 +7,7 @@ from sycl.evaluation.datasets import DatasetSpec, integer_qrels, load_split, spl
 from sycl.evaluation.evaluator import EvaluationSettings, Ranker, RetrievalEvaluator
 from sycl.evaluation.metrics import Run, compute_metrics
 from sycl.evaluation.reports import Average, Results, write_run, write_summary
+from sycl.evaluation.sharding import Shards
 from sycl.models.dual_encoder import DualEncoder
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def evaluate_datasets(
     tag: str = "sycl",
     model_label: str | None = None,
     average: Average | None = None,
+    shards: Shards | None = None,
 ) -> tuple[Results, dict[str, Run]]:
     """Evaluate ``ranker`` (an encoder, or BM25) on every dataset, one at a time so only one corpus is in memory.
 
@@ -91,17 +93,27 @@ def evaluate_datasets(
     results of the earlier ones; <prefix>_checks.json records the commit of every ``hf://`` file a dataset was
     read from, and results.md ends with ``average`` when given. ``model_label`` names the model in the log ("base
     model <path>"); by default ``describe_ranker`` does. The returned results hold metrics only.
+
+    With ``shards`` (``sycl.evaluation.sharding``) every process takes part and returns the same results; only
+    the main one downloads (the others wait, then read what it fetched), logs and writes files.
     """
     model_label = model_label or describe_ranker(ranker)
-    check_available(specs, beir_dir, download)
-    evaluator = RetrievalEvaluator(settings)
+    main = shards is None or shards.is_main
+    if main:
+        check_available(specs, beir_dir, download)
+    if shards:
+        shards.barrier()
+        download = download and main
+    if not main:
+        output_dir = None
+    evaluator = RetrievalEvaluator(settings, shards)
     results: Results = {}
     runs: dict[str, Run] = {}
     checks: dict[str, dict] = {}
     for spec in specs:
         try:
             split = load_split(spec, beir_dir, download)
-            log.info(
+            (log.info if main else log.debug)(
                 "evaluating %s on %s (%s split: %d queries, %d passages)",
                 model_label,
                 spec.label,

@@ -12,6 +12,7 @@ from sycl.evaluation.encoding import encode_texts
 from sycl.evaluation.metrics import Run, compute_metrics, trec_order
 from sycl.evaluation.search import exact_search, faiss_search, search_past_ties
 from sycl.evaluation.self_hits import RULES, self_hit_queries, without_self_hit
+from sycl.evaluation.sharding import Shards
 from sycl.models.dual_encoder import DualEncoder
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,10 @@ class EvaluationSettings:
     # auto | true | false: whether a query's own passage is dropped from its ranking (sycl.evaluation.self_hits).
     remove_self_hits: str | bool = "auto"
     progress: bool = True
+    # Processes per node and nodes to spread the corpus over (sycl.evaluation.sharding); 1 x 1 is one process.
+    devices: int = 1
+    num_nodes: int = 1
+    accelerator: str = "auto"
 
     def __post_init__(self):
         if self.backend not in ("exact", "faiss"):
@@ -56,8 +61,9 @@ class RetrievalEvaluator:
     through the same self-hit rule, top-k cut and metrics.
     """
 
-    def __init__(self, settings: EvaluationSettings | None = None):
+    def __init__(self, settings: EvaluationSettings | None = None, shards: Shards | None = None):
         self.settings = settings or EvaluationSettings()
+        self.shards = shards
         self.cache = EmbeddingCache(self.settings.cache_dir) if self.settings.cache_dir else None
 
     def evaluate(self, ranker: DualEncoder | Ranker, split: RetrievalSplit) -> tuple[dict[str, float], Run]:
@@ -102,24 +108,45 @@ class RetrievalEvaluator:
         }
 
     def dense_hits(self, encoder: DualEncoder, split: RetrievalSplit, depth: int) -> dict[str, list[tuple[str, float]]]:
-        """{query id: [(corpus id, score), ...]}: every passage scoring as high as the query's ``depth``-th."""
+        """{query id: [(corpus id, score), ...]}: every passage scoring as high as the query's ``depth``-th.
+
+        Spread over ``shards``, each process encodes and searches its slice of the corpus and the slices' hits
+        are merged (see ``sycl.evaluation.sharding`` for why the merge loses no passage at the cut).
+        """
         corpus_ids = list(split.corpus)
-        corpus_embeddings = self.corpus_embeddings(encoder, split, corpus_ids)
+        start, end = self.shards.bounds(len(corpus_ids)) if self.shards else (0, len(corpus_ids))
+        corpus_embeddings = self.corpus_embeddings(encoder, split, corpus_ids[start:end])
         query_ids = list(split.queries)
         query_embeddings = self.encode(encoder, [split.queries[q] for q in query_ids], "query")
         search = faiss_search if self.settings.backend == "faiss" else exact_search
         options = {} if self.settings.backend == "faiss" else {"corpus_chunk_size": self.settings.corpus_chunk_size}
-        scores, indices = search_past_ties(search, query_embeddings, corpus_embeddings, depth, **options)
+        if corpus_embeddings.shape[0]:
+            scores, indices = search_past_ties(search, query_embeddings, corpus_embeddings, depth, **options)
+            indices = indices + start
+        else:  # more processes than passages
+            scores, indices = torch.empty(len(query_ids), 0), torch.empty(len(query_ids), 0, dtype=torch.long)
+        if self.shards:
+            scores, indices = self.shards.gather_hits(scores, indices)
         return {
-            query_id: [(corpus_ids[j], s) for j, s in zip(indices[row].tolist(), scores[row].tolist(), strict=True)]
+            query_id: [
+                (corpus_ids[j], s)
+                for j, s in zip(indices[row].tolist(), scores[row].tolist(), strict=True)
+                if j >= 0  # a slot another process had no hit for
+            ]
             for row, query_id in enumerate(query_ids)
         }
 
     def corpus_embeddings(self, encoder: DualEncoder, split: RetrievalSplit, corpus_ids: list[str]) -> torch.Tensor:
-        """[N, H] embeddings of ``corpus_ids``, from the cache when it holds them for these weights and corpus bytes."""
+        """[N, H] embeddings of ``corpus_ids``, from the cache when it holds them for these weights and corpus bytes.
+
+        Sharded, ``corpus_ids`` is this process's slice, cached on its own (its key names the slice) as soon as it
+        is encoded, so a run killed after some slices re-encodes only the others.
+        """
         key = None
         if self.cache is not None:
             key = EmbeddingCache.key(model_fingerprint(encoder), split.corpus_file, self.settings.bf16)
+            if self.shards:
+                key += f"-slice{self.shards.rank}of{self.shards.world_size}"
             cached = self.cache.load(key, corpus_ids)
             if cached is not None:
                 return cached
@@ -130,4 +157,6 @@ class RetrievalEvaluator:
 
     def encode(self, encoder: DualEncoder, texts: list[str], kind: str) -> torch.Tensor:
         s = self.settings
-        return encode_texts(encoder, texts, kind, s.batch_size, s.bf16, s.device, s.progress)
+        progress = s.progress and (self.shards is None or self.shards.is_main)  # one bar, not one per process
+        device = str(self.shards.fabric.device) if self.shards else s.device
+        return encode_texts(encoder, texts, kind, s.batch_size, s.bf16, device, progress)

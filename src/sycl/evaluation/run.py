@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from sycl.evaluation.benchmark import benchmark_average, dataset_specs, evaluate_datasets
 from sycl.evaluation.evaluator import EvaluationSettings
 from sycl.evaluation.reports import Results, results_table
+from sycl.evaluation.sharding import launch
 from sycl.loggers import adopt_csv_columns, finish_wandb, set_library_verbosity
 from sycl.models.checkpoint import encoder_from_checkpoint
 from sycl.models.dual_encoder import SETTINGS_FILE, DualEncoder, EncoderSettings, read_saved_settings
@@ -27,6 +28,7 @@ def evaluate(cfg: DictConfig) -> Results:
     ranker = instantiate(cfg.ranker)
     lexical = not isinstance(ranker, DualEncoder)
     settings = EvaluationSettings(**OmegaConf.to_container(cfg.evaluation, resolve=True))
+    shards = launch(settings.devices, settings.num_nodes, settings.accelerator) if not lexical else None
     output_dir = Path(cfg.paths.output_dir)
     # Written as each dataset finishes: a failure on a later dataset keeps the earlier ones' results.
     results, _ = evaluate_datasets(
@@ -40,7 +42,10 @@ def evaluate(cfg: DictConfig) -> Results:
         # A checkpoint's encoder carries the name of the base model it was trained from.
         model_label=f"checkpoint {cfg.ckpt_path}" if cfg.get("ckpt_path") and not lexical else None,
         average=average,
+        shards=shards,
     )
+    if shards and not shards.is_main:
+        return results  # the main process prints and logs
     if lexical:
         print(f"Ranked by {ranker.description}")
     print(results_table(results, average=average))
