@@ -4,10 +4,14 @@ import asyncio
 import logging
 import os
 import random
+import time
 
 import httpx
 
 from sycl.generation.chat import Completion, ServerError
+from sycl.generation.servers import ServerPool
+
+log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = {408, 409, 429}
 # Statuses that mean the setup is wrong (URL, key, model name): every other request would get the same.
@@ -15,12 +19,16 @@ FATAL_STATUS = {401, 403, 404}
 
 
 class OpenAIChat:
-    """POSTs ``{base_url}/chat/completions`` with ``concurrency`` requests in flight.
+    """POSTs ``{base_url}/chat/completions`` with ``concurrency`` requests in flight per server.
 
-    Connection errors, timeouts, 408/409/429 and 5xx are retried ``max_retries`` times with
-    exponential backoff and jitter (a server's ``Retry-After`` is honoured, up to ``max_backoff_s``),
-    except a refused connection or an unknown host before the server has ever answered: that is no
-    server at ``base_url``, reported at once rather than after a minute of retries.
+    ``base_url`` is one URL or a list: each request goes to the server with the fewest in flight, and a
+    request a server failed is asked again at another (``sycl.generation.servers``).
+    Connection errors, timeouts, 408/409/429 and 5xx are retried ``max_retries`` times, at once on another
+    server when one is free, else with exponential backoff and jitter (a server's ``Retry-After`` is
+    honoured, up to ``max_backoff_s``). A refused connection or an unknown host before a server has ever
+    answered means no server there: when that holds for every server, it is reported at once rather than
+    after a minute of retries. 401, 403 and 404 (key, URL or model rejected) rule a server out; with none
+    left the request fails as fatal.
     The API key is read from the environment variable named ``api_key_env`` and kept only in the
     request headers: it is in no config, log or output file. ``sampling`` goes into every request body
     as is (temperature, top_p, max_tokens, seed, response_format, ...).
@@ -30,7 +38,7 @@ class OpenAIChat:
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | list[str],
         model: str,
         api_key_env: str | None = "SYCL_API_KEY",
         concurrency: int = 64,
@@ -43,10 +51,9 @@ class OpenAIChat:
     ):
         if concurrency < 1:
             raise ValueError(f"generator.concurrency must be >= 1, got {concurrency}")
-        self.base_url = base_url.rstrip("/")
-        self.url = self.base_url + "/chat/completions"
+        self.pool = ServerPool(base_url, initial_backoff_s, max_backoff_s)
         self.model = model
-        self.parallel = concurrency
+        self.parallel = concurrency * len(self.pool)
         self.max_retries = max_retries
         self.initial_backoff_s, self.max_backoff_s = initial_backoff_s, max_backoff_s
         self.sampling = dict(sampling or {})
@@ -54,12 +61,13 @@ class OpenAIChat:
         api_key = os.environ.get(api_key_env, "") if api_key_env else ""
         self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client: httpx.AsyncClient | None = None
-        self._server_answered = False  # once it has, a refused connection is a restart worth waiting for
         # httpx logs every request at INFO: millions of lines in a large run. Failures reach the report.
         logging.getLogger("httpx").setLevel(logging.WARNING)
 
     def __repr__(self) -> str:
-        return f"OpenAIChat(url={self.url!r}, model={self.model!r}, concurrency={self.parallel})"
+        urls = [server.url for server in self.pool.servers]
+        where = f"url={urls[0]!r}" if len(urls) == 1 else f"urls={urls!r}"
+        return f"OpenAIChat({where}, model={self.model!r}, concurrency={self.parallel})"
 
     async def complete(self, chats: list[list[dict]]) -> list[Completion]:
         return [await self._request(chat) for chat in chats]
@@ -75,18 +83,21 @@ class OpenAIChat:
             self._client = httpx.AsyncClient(timeout=self._timeout, limits=limits, headers=self._headers)
         body = {"model": self.model, "messages": messages, **self.sampling}
         attempt = 0
+        server = self.pool.choose()
         while True:
             retry_after = None
+            server.in_flight += 1
             try:
-                response = await self._client.post(self.url, json=body)
+                response = await self._client.post(server.url, json=body)
             except httpx.TransportError as error:
                 fatal = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
                 reason = str(error) or type(error).__name__
-                if isinstance(error, httpx.ConnectError) and not self._server_answered:
-                    why = connect_failure(error)
-                    hint = "start one (README, 'With vLLM') or set generator.base_url"
-                    message = f"no server at {self.base_url} ({why}): {hint}"
-                    raise ServerError(message, attempt + 1, unreachable=True) from None
+                if isinstance(error, httpx.ConnectError) and not server.answered:
+                    server.refused = connect_failure(error)
+                    if self.pool.none_reachable():
+                        hint = "start one (README, 'With vLLM') or set generator.base_url"
+                        message = f"no server at {self.pool.describe_refusals()}: {hint}"
+                        raise ServerError(message, attempt + 1, unreachable=True) from None
                 if fatal:
                     failure = f"could not connect ({reason})"
                 elif isinstance(error, httpx.TimeoutException):
@@ -95,20 +106,35 @@ class OpenAIChat:
                     failure = f"connection failed ({reason})"
                 retryable = True
             else:
-                self._server_answered = True
+                server.answered, server.refused = True, None  # it is up: a refusal later is a restart
                 if response.status_code == 200:
                     try:
-                        return read_completion(response.json(), server_retries=attempt)
+                        completion = read_completion(response.json(), server_retries=attempt)
                     except (ValueError, KeyError, IndexError, TypeError) as error:
                         failure, retryable, fatal = f"malformed response body ({error})", True, False
+                    else:
+                        self.pool.succeeded(server)
+                        return completion
                 else:
                     status = response.status_code
                     failure = f"HTTP {status}: {response.text.strip()[:300]}"
                     retryable, fatal = status in RETRYABLE_STATUS or status >= 500, status in FATAL_STATUS
                     retry_after = response.headers.get("retry-after")
+            finally:
+                server.in_flight -= 1
+            failure = f"{server.url}: {failure}"
+            if fatal and not retryable:  # this server cannot serve the run: the others may
+                if server.rejected is None:
+                    server.rejected = failure
+                    if self.pool.usable():
+                        log.warning("%s; its requests go to the other servers for the rest of the run", failure)
+                retryable = bool(self.pool.usable())
             if not retryable or attempt == self.max_retries:
-                raise ServerError(f"{self.url}: {failure} (after {attempt + 1} attempts)", attempt + 1, fatal)
-            await asyncio.sleep(self._backoff(attempt, retry_after))
+                raise ServerError(f"{failure} (after {attempt + 1} attempts)", attempt + 1, fatal)
+            self.pool.failed(server)
+            server = self.pool.choose(avoid=server)
+            if not server.ready(time.monotonic()):  # no other server free: give this one time to recover
+                await asyncio.sleep(self._backoff(attempt, retry_after))
             attempt += 1
 
     def _backoff(self, attempt: int, retry_after: str | None) -> float:

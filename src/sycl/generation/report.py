@@ -98,3 +98,44 @@ def summary_lines(report: dict) -> list[str]:
             + ("dropped" if consistency["dropped"] else "flagged (kept)")
         )
     return lines
+
+
+def merged_report(reports: list[dict], folders: list[str], written: WrittenDataset) -> dict:
+    """The report of shard folders joined by ``sycl.generation.merge``: each shard's counts summed (seconds too:
+    job-seconds, not wall time), the passages as the merge wrote them, and ``shards`` listing each folder."""
+    stats = RunStats()
+    for report in reports:
+        requests, tokens = report["requests"], report["tokens"]
+        stats.requests += requests["sent"]
+        stats.backend_calls += requests["backend_calls"]
+        stats.server_retries += requests["server_retries"]
+        stats.answer_retries += requests["answer_retries"]
+        stats.rejected_answers.update(requests["rejected_answers"])
+        stats.seconds += requests["seconds"]
+        stats.prompt_tokens += tokens["prompt"]
+        stats.completion_tokens += tokens["completion"]
+        stats.requests_without_usage += tokens["requests_without_usage"]
+        stats.completed += report["queries"]["completed_this_run"]
+        stats.failed.update({q: (failure["reason"], failure["detail"]) for q, failure in report["failed"].items()})
+    checked = [report["consistency"] for report in reports if report["consistency"] is not None]
+    flagged = {q: a for consistency in checked for q, a in consistency["flagged_queries"].items()} if checked else None
+    merged = build_report(
+        input_queries=sum(report["queries"]["input"] for report in reports),
+        complete_before=sum(report["queries"]["complete_before_this_run"] for report in reports),
+        complete=sum(report["queries"]["complete"] for report in reports),
+        stats=stats,
+        written=written,
+        flagged=flagged,
+        dropped=any(consistency["dropped"] for consistency in checked),
+        setup={**reports[0]["setup"], "shard": None},
+    )
+    merged["shards"] = [
+        {
+            "folder": folder,
+            "shard": report["setup"]["shard"],
+            "queries_written": report["queries"]["written"],
+            "seconds": report["requests"]["seconds"],
+        }
+        for folder, report in zip(folders, reports, strict=True)
+    ]
+    return merged

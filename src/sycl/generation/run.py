@@ -18,6 +18,7 @@ from sycl.generation.report import build_report, summary_lines
 from sycl.generation.scheduler import RunStats, Scheduler
 from sycl.generation.work import filled_slots, is_complete, iter_journal_passages, pending_units
 from sycl.generation.writer import WrittenDataset, write_beir
+from sycl.shards import Shard, parse_shard
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,13 @@ def generate(cfg: DictConfig) -> dict:
     output_dir = Path(cfg.output_dir)
     if cfg.samples_per_level < 1:
         raise ValueError(f"samples_per_level must be >= 1, got {cfg.samples_per_level}")
-    queries = load_queries(cfg, output_dir)
+    shard = parse_shard(cfg.get("shard"))
+    queries = load_queries(cfg, output_dir, shard)
     prompt = instantiate(cfg.prompts)
     consistency = instantiate(cfg.consistency)
     fingerprint = {"model": cfg.generator.model, "prompts": OmegaConf.to_container(cfg.prompts, resolve=True)}
+    if shard is not None:  # another shard's journal in this folder is refused; an unsharded one keeps its old header
+        fingerprint["shard"] = str(shard)
     with Journal(output_dir / "journal.jsonl", fingerprint) as journal:
         slots = filled_slots(iter_journal_passages(journal.iter_records(), queries))
         complete_before = sum(is_complete(slots.get(q, set()), cfg.samples_per_level) for q in queries)
@@ -81,7 +85,13 @@ def generate(cfg: DictConfig) -> dict:
         written=written,
         flagged=flagged,
         dropped=bool(consistency.enabled and consistency.drop),
-        setup={"model": cfg.generator.model, "prompt_mode": prompt.mode, "samples_per_level": cfg.samples_per_level},
+        setup={
+            "model": cfg.generator.model,
+            "prompt_mode": prompt.mode,
+            "samples_per_level": cfg.samples_per_level,
+            "split": cfg.split,
+            "shard": None if shard is None else str(shard),
+        },
     )
     write_lines_atomically(output_dir / "report.json", [json.dumps(report, indent=2, ensure_ascii=False) + "\n"])
     for line in summary_lines(report):
@@ -104,8 +114,9 @@ def no_query_complete(stats: RunStats) -> str:
     )
 
 
-def load_queries(cfg: DictConfig, output_dir: Path) -> dict[str, str]:
-    """The queries to generate for: the file, optionally only those in a qrels file, optionally the first N.
+def load_queries(cfg: DictConfig, output_dir: Path, shard: Shard | None = None) -> dict[str, str]:
+    """The queries to generate for: the file, optionally only those in a qrels file, optionally the first N,
+    optionally only those of ``shard`` (``sycl.shards``: by a hash of the id, so the n shards partition the rest).
 
     Both files may be in any layout the readers know (``sycl.data.beir_files``: BEIR JSONL, MS MARCO TSV,
     TREC or Trove qrels, gzipped or not); the layout is read from the file itself. Either may be an ``hf://`` URI
@@ -125,4 +136,9 @@ def load_queries(cfg: DictConfig, output_dir: Path) -> dict[str, str]:
         queries = dict(list(queries.items())[: cfg.max_queries])
     if not queries:
         raise DataFormatError(path, "no queries to generate for" + (f" in {cfg.queries_in_qrels}" if keep_ids else ""))
+    if shard is not None:
+        held = {query_id: queries[query_id] for query_id in shard.select(queries)}
+        if not held:
+            raise DataFormatError(path, f"shard={shard} holds none of its {len(queries)} queries: use fewer shards")
+        queries = held
     return queries

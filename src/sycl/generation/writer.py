@@ -10,6 +10,7 @@ each atomically, keeps every id the qrels name present at any moment.
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +19,17 @@ from sycl.files import write_lines_atomically
 from sycl.generation.parsing import normalize_text, word_count
 from sycl.generation.work import JournalPassage
 
+PASSAGE_SUFFIX = re.compile(r"-L(\d+)-s\d+$")
+
 
 def passage_id(query_id: str, level: int, sample: int) -> str:
     return f"{query_id}-L{level}-s{sample}"
+
+
+def passage_level(doc_id: str) -> int | None:
+    """The level in a ``passage_id``, read from the right (a query id may hold "-L"); None for another id."""
+    match = PASSAGE_SUFFIX.search(doc_id)
+    return int(match.group(1)) if match else None
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Hard-negative mining: rank a corpus for each training query (BM25 or a trained dense encoder), drop the
-labelled positives, write the rest as grouped .jsonl qrels that ``sycl.data`` reads as a training source."""
+labelled positives, write the rest as grouped .jsonl qrels that ``sycl.data`` reads as a training source.
+``merge`` joins the files of array jobs (``shard=i/n``, ``sycl.shards``)."""
 
 from sycl.mining.bm25 import BM25Miner
 from sycl.mining.corpus import iter_corpus, iter_corpus_chunks

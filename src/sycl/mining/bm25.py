@@ -1,8 +1,10 @@
 """BM25 ranking of a corpus.jsonl with the ``bm25s`` library (sparse-matrix BM25, scored as Lucene does)."""
 
+import contextlib
 import logging
+import multiprocessing
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import bm25s
@@ -39,6 +41,9 @@ class BM25Miner:
     ``tokenizer`` names how text is cut into terms (``TOKENIZERS``): ``words``, or ``cjk_bigrams`` for
     Chinese, Japanese or Korean text.
 
+    ``workers`` processes rank the queries once the index is built (``batch_ranking``); the hits are the same
+    for any number of them.
+
     A query without any term after tokenisation (all stopwords, say) gets no hits, as does every query
     when no passage of the corpus has a term; both are logged, and the run finishes.
 
@@ -58,13 +63,18 @@ class BM25Miner:
         stemmer=None,
         tokenizer: str = "words",
         query_batch_size: int = 1024,
+        workers: int = 1,
         progress: bool = True,
     ):
         if tokenizer not in TOKENIZERS:
             raise ValueError(f"miner.tokenizer={tokenizer!r} is not one of {sorted(TOKENIZERS)}")
+        if workers < 1:
+            raise ValueError(f"miner.workers={workers} must be >= 1 (processes that rank queries)")
+        if workers > 1 and "fork" not in multiprocessing.get_all_start_methods():
+            raise ValueError("miner.workers > 1 shares the index with forked processes, which this system lacks")
         self.k1, self.b, self.method = k1, b, method
         self.stopwords, self.stemmer, self.tokenizer = stopwords, stemmer, tokenizer
-        self.query_batch_size, self.progress = query_batch_size, progress
+        self.query_batch_size, self.workers, self.progress = query_batch_size, workers, progress
 
     def tokenize(self, texts, return_ids: bool = True, show_progress: bool = False):
         """Queries and passages go through the same tokenizer (lower-case, terms, stopwords, optional stemmer).
@@ -125,20 +135,31 @@ class BM25Miner:
         With ``past_ties``, also every passage tied with the ``top_k``-th (``top_matches_past_ties``), so a
         caller that cuts ties in its own order (evaluation's ``trec_order``) does not depend on bm25s's.
         """
-        select = top_matches_past_ties if past_ties else top_matches
         retriever, corpus_ids = self.index(corpus_path)
+        yield from self.search(retriever, corpus_ids, queries, top_k, past_ties)
+
+    def search(
+        self,
+        retriever: bm25s.BM25 | None,
+        corpus_ids: list[str],
+        queries: dict[str, str],
+        top_k: int,
+        past_ties: bool = False,
+    ) -> Iterator[tuple[str, list[Hit]]]:
+        """``rank`` on an index built by ``index``: the queries in batches of ``query_batch_size``, each batch
+        spread over ``workers`` processes. The hits do not depend on ``workers``: each query is scored alone."""
+        select = top_matches_past_ties if past_ties else top_matches
         query_ids = list(queries)
         without_terms = 0
-        with tqdm(total=len(query_ids), desc="BM25 top-k", unit="query", disable=not self.progress) as bar:
+        with (
+            tqdm(total=len(query_ids), desc="BM25 top-k", unit="query", disable=not self.progress) as bar,
+            batch_ranking(retriever, select, top_k, self.workers) as rank_all,
+        ):
             for start in range(0, len(query_ids), self.query_batch_size):
                 batch = query_ids[start : start + self.query_batch_size]
                 terms = self.tokenize([queries[q] for q in batch], return_ids=False)
-                for query_id, query_tokens in zip(batch, terms, strict=True):
-                    without_terms += not query_tokens
-                    if retriever is None:
-                        yield query_id, []
-                        continue
-                    scores, indices = select(retriever, query_tokens, top_k)
+                without_terms += sum(not query_terms for query_terms in terms)
+                for query_id, (scores, indices) in zip(batch, rank_all(terms), strict=True):
                     yield query_id, [(corpus_ids[i], s) for i, s in zip(indices.tolist(), scores.tolist(), strict=True)]
                 bar.update(len(batch))
         if without_terms:
@@ -149,6 +170,45 @@ class BM25Miner:
                 self.tokenizer,
                 self.stopwords,
             )
+
+
+BatchRanking = Callable[[list[list[str]]], Iterable[tuple[np.ndarray, np.ndarray]]]
+"""Query terms of a batch -> (scores, corpus indices) of each query, in order."""
+
+
+@contextlib.contextmanager
+def batch_ranking(retriever: bm25s.BM25 | None, select: Callable, top_k: int, workers: int) -> Iterator[BatchRanking]:
+    """A function that ranks a batch of queries with ``select``, here or in ``workers`` forked processes.
+
+    Processes, not threads: two threads running ``top_matches`` took as long as one in a trial (the GIL), and
+    bm25s's threaded ``retrieve`` is slower still (``benchmarks/mine_workers.py``). Forked processes share the
+    index copy-on-write, so it is neither copied nor pickled; each gets the terms of a share of the batch and
+    returns arrays, in order (``imap``).
+    """
+    if retriever is None:  # no passage has a term: no query can match
+        yield lambda terms: [(np.empty(0, dtype=np.float32), np.empty(0, dtype=np.int64)) for _ in terms]
+        return
+    if workers == 1:
+        yield lambda terms: (select(retriever, query_terms, top_k) for query_terms in terms)
+        return
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers, initializer=start_ranking_worker, initargs=(retriever, select, top_k)) as pool:
+        yield lambda terms: pool.imap(rank_in_worker, terms, chunksize=max(1, len(terms) // (4 * workers)))
+
+
+# Set in each forked worker by ``start_ranking_worker``: (retriever, select, top_k). With fork, the
+# initializer's arguments reach the worker as the parent's memory, so the index is never pickled.
+_worker_ranking: tuple | None = None
+
+
+def start_ranking_worker(retriever: bm25s.BM25, select: Callable, top_k: int) -> None:
+    global _worker_ranking
+    _worker_ranking = (retriever, select, top_k)
+
+
+def rank_in_worker(query_terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    retriever, select, top_k = _worker_ranking
+    return select(retriever, query_terms, top_k)
 
 
 def top_matches(retriever: bm25s.BM25, query_tokens: list[str], top_k: int) -> tuple[np.ndarray, np.ndarray]:

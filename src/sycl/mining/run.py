@@ -13,6 +13,7 @@ from sycl.evaluation.datasets import DatasetSpec, hub_commits, split_files
 from sycl.evaluation.self_hits import self_hit_queries, without_self_hit
 from sycl.mining.negatives import select_negatives
 from sycl.mining.writer import NegativesWriter
+from sycl.shards import parse_shard
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ def mine(cfg: DictConfig) -> dict:
     or downloaded to, ``paths.beir_dir``) or an ``hf://`` folder URI (its corpus.jsonl, queries.jsonl and
     qrels/<split>.tsv, fetched into the HF cache; the summary's ``hub_files`` says at which commits).
     The negatives go to ``output_path(cfg)``: the run's own folder unless ``output`` names a file.
+    With ``shard=i/n`` only that shard's queries are mined (``sycl.shards``); ``sycl.mining.merge`` joins the n files.
     Positives are the qrels pairs with score >= ``positive_min_score``; they never appear in the output.
     Neither does a query's own passage when the query is a corpus passage (evaluation's ``auto`` self-hit
     rule, ``sycl.evaluation.self_hits``): it is the query itself, not a negative.
@@ -39,6 +41,13 @@ def mine(cfg: DictConfig) -> dict:
     if not qrels:
         raise DataFormatError(files.qrels, f"split {cfg.split!r} has no judgements")
     query_ids = list(qrels)[: cfg.max_queries] if cfg.get("max_queries") else list(qrels)
+    shard = parse_shard(cfg.get("shard"))
+    if shard is not None:  # by a hash of the id: the n shards partition the queries, each in its qrels order
+        held = shard.select(query_ids)
+        if not held:
+            message = f"shard={shard} holds none of its {len(query_ids)} queries: use fewer shards"
+            raise DataFormatError(files.qrels, message)
+        query_ids = held
     queries = read_queries(files.queries, keep_ids=set(query_ids))
     missing = [q for q in query_ids if q not in queries]
     if missing:
@@ -57,6 +66,8 @@ def mine(cfg: DictConfig) -> dict:
     summary = dict(
         queries=len(query_ids), positives_retrieved=0, queries_without_negatives=0, queries_short=0, self_hits_dropped=0
     )
+    if shard is not None:
+        summary["shard"] = str(shard)
     with NegativesWriter(output) as writer:
         for query_id, all_hits in miner.rank(files.corpus, {q: queries[q] for q in query_ids}, cfg.top_k):
             ranked = without_self_hit(query_id, all_hits, self_queries)
