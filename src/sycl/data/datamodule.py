@@ -169,8 +169,9 @@ class MultiLevelDataModule(LightningDataModule):
             # epoch's "processed" count went up): the next epoch starts from its first batch.
             return epochs.processed, 0
         if batches.is_last_batch:
-            # Saved after the epoch's last batch (a step checkpoint, or one at the end of its validation):
-            # the epoch is done, though not yet counted as processed.
+            # Saved after the epoch's last batch (a step checkpoint, or one at the end of its validation): the
+            # epoch's training is done, though not yet counted as processed. Its validation and end may still run
+            # first (sycl.training.checkpoint_io.finish_last_batch), drawing no batch: the next one is the next epoch's.
             return epochs.processed + 1, 0
         # Saved in on_train_batch_end: "processed" counts the batch the checkpoint was written after.
         return epochs.processed, batches.current.processed
