@@ -9,7 +9,8 @@ class BM25Retriever:
 
     ``stemmer`` names a Snowball algorithm of PyStemmer (``porter``, as Anserini stems) or is None. The
     evaluator (``RetrievalEvaluator.rank``) applies the self-hit rule and the top-k cut in ``trec_order``,
-    exactly as for an encoder, so the results files have the same layout and the same checks.
+    exactly as for an encoder, so the results files have the same layout and the same checks. It indexes the
+    split's corpus as ``load_split`` holds it in memory: the corpus file is read once per evaluation, not twice.
     """
 
     name = "bm25"
@@ -25,7 +26,7 @@ class BM25Retriever:
         progress: bool = True,
     ):
         self.stemmer = stemmer
-        self.miner = BM25Miner(
+        self.settings = dict(
             k1=k1,
             b=b,
             method=method,
@@ -38,10 +39,10 @@ class BM25Retriever:
     @property
     def description(self) -> str:
         """The settings a reader needs to compare this row with another BM25's."""
-        m = self.miner
+        s = self.settings
         return (
-            f"BM25 (bm25s, {m.method} scoring, k1={m.k1}, b={m.b}, tokenizer={m.tokenizer}, "
-            f"stopwords={m.stopwords}, stemmer={self.stemmer})"
+            f"BM25 (bm25s, {s['method']} scoring, k1={s['k1']}, b={s['b']}, tokenizer={s['tokenizer']}, "
+            f"stopwords={s['stopwords']}, stemmer={self.stemmer})"
         )
 
     def hits(self, split: RetrievalSplit, depth: int) -> dict[str, list[tuple[str, float]]]:
@@ -51,7 +52,9 @@ class BM25Retriever:
         ``past_ties``), so the caller's cut in ``trec_order`` does not depend on how bm25s broke ties. A query
         with no term after tokenisation, or a corpus with none, gives no hits.
         """
-        return dict(self.miner.rank(split.corpus_file, split.queries, depth, past_ties=True))
+        # The corpus as load_split holds it, in file order: the same index as from the file, without reading it again.
+        miner = BM25Miner(**self.settings)
+        return dict(miner.rank(split.corpus_file, split.queries, depth, past_ties=True, passages=split.corpus.items()))
 
 
 def snowball_stemmer(algorithm: str):

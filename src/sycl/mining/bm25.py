@@ -90,16 +90,19 @@ class BM25Miner:
             show_progress=show_progress,
         )
 
-    def index(self, corpus_path: str | Path) -> tuple[bm25s.BM25 | None, list[str]]:
+    def index(
+        self, corpus_path: str | Path, passages: Iterable[tuple[str, str]] | None = None
+    ) -> tuple[bm25s.BM25 | None, list[str]]:
         """Build the index; returns it and the corpus ids in index order.
 
-        The index is None when no passage has a term after tokenisation: bm25s cannot index an empty
-        vocabulary, and no query could match anyway.
+        ``passages`` are (corpus id, text) pairs of ``corpus_path`` already read (evaluation holds them), in file
+        order; None reads the file. The index is None when no passage has a term after tokenisation: bm25s
+        cannot index an empty vocabulary, and no query could match anyway.
         """
         corpus_ids: list[str] = []
 
         def texts() -> Iterator[str]:
-            for corpus_id, text in iter_corpus(corpus_path):
+            for corpus_id, text in iter_corpus(corpus_path) if passages is None else passages:
                 corpus_ids.append(corpus_id)
                 yield text
 
@@ -127,15 +130,21 @@ class BM25Miner:
         return retriever, corpus_ids
 
     def rank(
-        self, corpus_path: str | Path, queries: dict[str, str], top_k: int, past_ties: bool = False
+        self,
+        corpus_path: str | Path,
+        queries: dict[str, str],
+        top_k: int,
+        past_ties: bool = False,
+        passages: Iterable[tuple[str, str]] | None = None,
     ) -> Iterator[tuple[str, list[Hit]]]:
         """Yield (query id, hits best first) for every query, in the order of ``queries``.
 
         At most ``top_k`` hits, and only passages sharing at least one term with the query (score > 0).
         With ``past_ties``, also every passage tied with the ``top_k``-th (``top_matches_past_ties``), so a
         caller that cuts ties in its own order (evaluation's ``trec_order``) does not depend on bm25s's.
+        ``passages``: see ``index``.
         """
-        retriever, corpus_ids = self.index(corpus_path)
+        retriever, corpus_ids = self.index(corpus_path, passages)
         yield from self.search(retriever, corpus_ids, queries, top_k, past_ties)
 
     def search(
