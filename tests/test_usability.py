@@ -13,12 +13,11 @@ import pytest
 import torch
 import wandb
 import yaml
-from hydra.utils import instantiate
 from lightning import Trainer
 from omegaconf import OmegaConf
 
 from sycl.config import repo_root
-from sycl.training.run import train
+from sycl.training.run import build_trainer, train
 from tests.conftest import CONF_DIR, compose_config, compose_train_config, tiny_model_overrides
 
 TRAINER_OVERRIDES = [
@@ -42,8 +41,33 @@ def test_every_trainer_key_is_a_trainer_argument_and_builds_one(tmp_path):
     cfg = compose_train_config(tmp_path, ["trainer=ddp_multinode"])
     unknown = set(cfg.trainer) - {"_target_"} - set(inspect.signature(Trainer.__init__).parameters)
     assert not unknown, f"not arguments of lightning.Trainer: {unknown}"
-    trainer = instantiate(compose_train_config(tmp_path, TRAINER_OVERRIDES[:1]).trainer, logger=False)
+    trainer = build_trainer(compose_train_config(tmp_path, TRAINER_OVERRIDES[:1]).trainer, logger=False)
     assert trainer.max_steps == 2 and not trainer.fast_dev_run and trainer.limit_train_batches == 1.0
+
+
+# The spelling these keys needed before they were listed in conf/trainer/cpu.yaml, as public bug reports and
+# scripts written then use it: Hydra accepts `+` for a key whose value is null, and build_trainer drops the nulls.
+OLDER_SPELLING = [
+    "+trainer.max_steps=8",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.limit_train_batches=2",
+    "+trainer.strategy=ddp_spawn",
+    "+trainer.val_check_interval=0.5",
+    "+trainer.accumulate_grad_batches=2",
+]
+
+
+def test_the_older_plus_spelling_of_trainer_arguments_still_overrides_them(tmp_path):
+    trainer = build_trainer(compose_train_config(tmp_path, OLDER_SPELLING).trainer, logger=False)
+    assert (trainer.max_steps, trainer.limit_train_batches, trainer.val_check_interval) == (8, 2, 0.5)
+    assert trainer.accumulate_grad_batches == 2
+    smoke = build_trainer(compose_train_config(tmp_path, ["+trainer.fast_dev_run=true"]).trainer, logger=False)
+    assert smoke.fast_dev_run and smoke.max_steps == 1
+    assert type(trainer.strategy).__name__ == "DDPStrategy" and trainer.progress_bar_callback is None
+    # Left null, the same keys take Lightning's own defaults.
+    default = build_trainer(compose_train_config(tmp_path, []).trainer, logger=False)
+    assert (default.max_steps, default.limit_train_batches, default.accumulate_grad_batches) == (-1, 1.0, 1)
+    assert default.progress_bar_callback is not None and not default.fast_dev_run
 
 
 @pytest.mark.parametrize("preset", DEBUG_PRESETS)

@@ -39,7 +39,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         datamodule.setup("fit")
     callbacks = instantiate_entries(cfg.get("callbacks"))
     loggers = instantiate_entries(cfg.get("logger"))
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = build_trainer(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     hyperparameters = OmegaConf.to_container(cfg, resolve=True)
     if datamodule.hub_commits():  # the upstream commit of each hf:// file: what a pinned rerun needs
         hyperparameters["hub_files"] = datamodule.hub_commits()
@@ -60,6 +60,20 @@ def train(cfg: DictConfig) -> dict[str, float]:
     if comparison is not None:
         print("\nTest benchmark, base model vs trained:\n" + comparison)
     return metrics
+
+
+def build_trainer(trainer_cfg: DictConfig, **objects) -> lightning.Trainer:
+    """``lightning.Trainer`` from ``cfg.trainer``, leaving out every key set to null.
+
+    conf/trainer/cpu.yaml lists Lightning's common arguments as null ("Lightning's default") so that both
+    ``trainer.max_steps=100`` and the older ``+trainer.max_steps=100`` override them (Hydra lets ``+`` add a key
+    whose value is null). Passing them through as None would not always mean the default (max_steps=None is no
+    limit Lightning accepts), so they are not passed at all.
+    """
+    options = {
+        key: value for key, value in OmegaConf.to_container(trainer_cfg, resolve=True).items() if value is not None
+    }
+    return instantiate(options, **objects)
 
 
 def local_rank() -> int:
