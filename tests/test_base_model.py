@@ -29,14 +29,16 @@ def test_train_base_row_and_eval_default_give_one_number_from_one_cache(tmp_path
     train_overrides = ["data.batch_size=4", "trainer.max_steps=1", "logger=csv", "trainer.enable_progress_bar=false"]
     train(compose_train_config(tmp_path / "train", shared + train_overrides))
     base = json.loads((tmp_path / "train" / "results_base.json").read_text())["demo"]
-    cached = sorted(cache.glob("*.pt"))
+    cached = sorted(entry / "embeddings.npy" for entry in cache.iterdir())
+    written = [path.stat().st_mtime_ns for path in cached]
 
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="sycl.evaluation.cache"):
         results = evaluate(compose_config("eval", tmp_path / "eval", shared + ["evaluation.progress=false"]))
     assert results["demo"] == base
     assert "corpus embeddings loaded from cache" in caplog.text
-    assert sorted(cache.glob("*.pt")) == cached  # nothing encoded anew
+    assert sorted(entry / "embeddings.npy" for entry in cache.iterdir()) == cached
+    assert [path.stat().st_mtime_ns for path in cached] == written  # nothing encoded anew
 
 
 def test_an_exported_folder_is_evaluated_with_the_settings_saved_in_it(tmp_path, tiny_model_path, caplog):

@@ -102,8 +102,8 @@ def test_cache_hits_for_the_same_model_and_misses_after_one_optimizer_step(tmp_p
     evaluator = RetrievalEvaluator(EvaluationSettings(cache_dir=str(tmp_path / "cache"), progress=False))
     encoder = DualEncoder.from_pretrained(tiny_model_path)
     encoded = []
-    original = EmbeddingCache.save
-    monkeypatch.setattr(EmbeddingCache, "save", lambda self, *a: (encoded.append(1), original(self, *a)))
+    original = EmbeddingCache.write
+    monkeypatch.setattr(EmbeddingCache, "write", lambda self, *a: (encoded.append(1), original(self, *a))[1])
     first, _ = evaluator.evaluate(encoder, split)
     second, _ = evaluator.evaluate(DualEncoder.from_pretrained(tiny_model_path), split)  # same weights, new object
     assert len(encoded) == 1 and first == second
@@ -113,7 +113,8 @@ def test_cache_hits_for_the_same_model_and_misses_after_one_optimizer_step(tmp_p
     optimizer.step()
     evaluator.evaluate(encoder, split)
     assert len(encoded) == 2  # a different checkpoint never reuses another's embeddings
-    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2 and not list((tmp_path / "cache").glob("*.tmp"))
+    entries = list((tmp_path / "cache").iterdir())
+    assert len(entries) == 2 and all((entry / "embeddings.npy").is_file() for entry in entries)  # none partial
 
 
 def eval_config(tmp_path: Path, overrides: list[str]):

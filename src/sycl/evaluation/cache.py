@@ -11,12 +11,13 @@ reuses the old file's embeddings; its URI and commit are stored with the entry o
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from sycl.files import atomic_writer
+from sycl.evaluation.store import open_embeddings, stored_ids, write_entry
 from sycl.models.dual_encoder import DualEncoder
 
 log = logging.getLogger(__name__)
@@ -41,29 +42,37 @@ def file_fingerprint(path: str | Path) -> str:
 
 
 class EmbeddingCache:
-    """Stores [N, H] corpus embeddings with their ids under ``directory/<key>.pt``; writes are atomic."""
+    """Corpus embeddings [N, H] with their ids, one ``sycl.evaluation.store`` folder per key under ``directory``.
 
-    def __init__(self, directory: str | Path):
+    ``dtype``: how the embeddings are stored, ``float32`` (as computed) or ``float16`` (half the disk and page
+    cache; scores then carry float16's rounding of each embedding, about 3 significant digits). Entries are
+    written atomically: a killed run leaves no entry that looks complete.
+    """
+
+    def __init__(self, directory: str | Path, dtype: str = "float32"):
         self.directory = Path(directory)
+        self.dtype = dtype
 
-    @staticmethod
-    def key(model_print: str, corpus_file: str | Path, bf16: bool) -> str:
-        parts = f"{model_print}/{file_fingerprint(corpus_file)}/{'bf16' if bf16 else 'fp32'}"
+    def key(self, model_print: str, corpus_file: str | Path, bf16: bool) -> str:
+        parts = f"{model_print}/{file_fingerprint(corpus_file)}/{'bf16' if bf16 else 'fp32'}/{self.dtype}"
         return hashlib.blake2b(parts.encode(), digest_size=16).hexdigest()
 
     def load(self, key: str, ids: list[str]) -> torch.Tensor | None:
-        path = self.directory / f"{key}.pt"
-        if not path.is_file():
+        """The stored embeddings of ``ids`` (memory-mapped), None unless an entry holds exactly those ids."""
+        folder = self.directory / key
+        if stored_ids(folder) != ids:  # none, or the same file read differently (e.g. a filter): do not trust rows
             return None
-        stored = torch.load(path, weights_only=True)
-        if stored["ids"] != ids:  # same file, different reading (e.g. a filter): do not trust the rows
-            return None
-        log.info("corpus embeddings loaded from cache %s", path)
-        return stored["embeddings"]
+        log.info("corpus embeddings loaded from cache %s", folder)
+        return open_embeddings(folder)
 
-    def save(self, key: str, ids: list[str], embeddings: torch.Tensor, source: dict[str, str] | None = None) -> None:
-        """Store ``embeddings`` [N, H] of the passages ``ids``; ``source`` ({"uri", "commit"} of a corpus read from
-        the Hub) is kept beside them as ``corpus_source``, metadata that plays no part in the key."""
-        entry = {"ids": ids, "embeddings": embeddings} | ({"corpus_source": source} if source else {})
-        with atomic_writer(self.directory / f"{key}.pt", "wb") as handle:  # readers never see a half file
-            torch.save(entry, handle)
+    def write(
+        self,
+        key: str,
+        ids: list[str],
+        encode: Callable[[Callable[[int, int], torch.Tensor]], object],
+        source: dict[str, str] | None = None,
+    ) -> torch.Tensor:
+        """Store what ``encode(allocate)`` writes for the passages ``ids`` and return it, memory-mapped.
+        ``source`` ({"uri", "commit"} of a corpus read from the Hub) is kept in the entry's ``entry.json`` as
+        ``corpus_source``, metadata that plays no part in the key."""
+        return write_entry(self.directory / key, ids, self.dtype, encode, source)

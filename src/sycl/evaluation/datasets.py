@@ -2,15 +2,17 @@
 files (``hf://`` URIs, ``sycl.hub``), and beir's downloader."""
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from huggingface_hub import parse_hf_uri
 
 from sycl import hub
-from sycl.data.beir_files import iter_qrels, read_corpus, read_queries
+from sycl.data.beir_files import iter_corpus, iter_qrels, read_queries
 from sycl.data.errors import DataFormatError
 from sycl.data.layout import DatasetFiles, corpus_file, qrels_file, queries_file
+from sycl.data.text_store import OffsetTexts
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,7 @@ class DatasetSpec:
 class RetrievalSplit:
     """queries {id: text}, corpus {id: text} and graded qrels {query id: {corpus id: int}} of one split.
 
+    ``corpus`` is a read-only mapping; ``load_split`` gives an ``OffsetTexts``, whose texts stay on disk.
     ``queries`` holds the judged queries that have a text; ``qrels`` is the file as given (see
     ``load_split``); ``checks`` counts what ``load_split`` found in the files. ``corpus_file`` is the local file
     the corpus was read from (the embedding cache hashes its bytes); ``hub_files`` is {URI: commit} of the split's
@@ -76,7 +79,7 @@ class RetrievalSplit:
     name: str
     corpus_file: Path
     queries: dict[str, str]
-    corpus: dict[str, str]
+    corpus: Mapping[str, str]
     qrels: dict[str, dict[str, int]]
     checks: dict[str, int] = field(default_factory=dict)
     hub_files: dict[str, str] = field(default_factory=dict)
@@ -201,7 +204,8 @@ def load_split(spec: DatasetSpec, beir_dir: str | Path, download: bool = True) -
             f"none of its {len(qrels)} query ids is in {files.queries.name}: nothing to evaluate",
             field="query-id",
         )
-    corpus = read_corpus(files.corpus)
+    # Texts on disk, read by offset: a split of MS MARCO's 8.8M passages holds their ids, not their 3 GB of text.
+    corpus = OffsetTexts.from_pairs(iter_corpus(files.corpus))
     without_text = [query_id for query_id in qrels if query_id not in queries]
     unknown = [(q, d) for q, judged in qrels.items() for d in judged if d not in corpus]
     checks = {

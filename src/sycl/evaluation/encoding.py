@@ -1,10 +1,12 @@
 """Batch encoding of many texts: length-sorted batches, per-batch padding, optional bf16, progress bar."""
 
 import contextlib
+from collections.abc import Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
+from sycl.data.text_store import text_lengths
 from sycl.models.dual_encoder import DualEncoder
 
 
@@ -17,17 +19,21 @@ def resolve_device(device: str) -> torch.device:
 @torch.no_grad()
 def encode_texts(
     encoder: DualEncoder,
-    texts: list[str],
+    texts: Sequence[str],
     kind: str,
     batch_size: int = 64,
     bf16: bool = False,
     device: str | torch.device = "auto",
     progress: bool = True,
+    allocate: Callable[[int, int], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Embed ``texts`` as queries or passages (``kind``). Returns float32 [len(texts), H] on the CPU, in input order.
+    """Embed ``texts`` as queries or passages (``kind``). Returns [len(texts), H] on the CPU, in input order.
 
     Texts are sorted by length so each batch pads only to its own longest text; on long-tailed corpora
-    this is most of the speed-up over fixed-order batching.
+    this is most of the speed-up over fixed-order batching. ``texts`` may be a lazy sequence (a
+    ``sycl.data.text_store.TextSlice``): only one batch of texts is read at a time. The result is written, batch
+    by batch, into ``allocate(len(texts), H)`` when given (any float dtype, e.g. a memory-mapped float16 store;
+    ``sycl.evaluation.store``), else into a new float32 tensor.
     """
     if kind not in ("query", "passage"):
         raise ValueError(f"kind must be 'query' or 'passage', got {kind!r}")
@@ -36,7 +42,8 @@ def encode_texts(
     encoder.eval().to(device)
     tokenize = encoder.tokenization.queries if kind == "query" else encoder.tokenization.passages
     embed = encoder.encode_queries if kind == "query" else encoder.encode_passages
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+    lengths = text_lengths(texts)
+    order = sorted(range(len(texts)), key=lambda i: lengths[i], reverse=True)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     output: torch.Tensor | None = None
     desc = "encode queries" if kind == "query" else "encode passages"
@@ -48,8 +55,8 @@ def encode_texts(
             batch = {k: v.to(device) for k, v in tokenize([texts[i] for i in batch_indices]).items()}
             embeddings = embed(**batch).float().cpu()
             if output is None:
-                output = torch.empty(len(texts), embeddings.shape[1])
-            output[torch.tensor(batch_indices)] = embeddings
+                output = (allocate or torch.empty)(len(texts), embeddings.shape[1])
+            output[torch.tensor(batch_indices)] = embeddings.to(output.dtype)
             bar.update(len(batch_indices))
     encoder.train(was_training)
     return output if output is not None else torch.empty(0, 0)

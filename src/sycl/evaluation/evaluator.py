@@ -1,11 +1,15 @@
 """Rank and score retrieval splits with a dual encoder (encode, search) or a lexical ranker (BM25)."""
 
 import logging
+import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import torch
 
+from sycl.data.text_store import OffsetTexts
 from sycl.evaluation.cache import EmbeddingCache, model_fingerprint
 from sycl.evaluation.datasets import RetrievalSplit
 from sycl.evaluation.encoding import encode_texts
@@ -13,6 +17,7 @@ from sycl.evaluation.metrics import Run, compute_metrics, trec_order
 from sycl.evaluation.search import exact_search, faiss_search, search_past_ties
 from sycl.evaluation.self_hits import RULES, self_hit_queries, without_self_hit
 from sycl.evaluation.sharding import Shards
+from sycl.evaluation.store import STORE_DTYPES, write_entry
 from sycl.models.dual_encoder import DualEncoder
 
 log = logging.getLogger(__name__)
@@ -32,6 +37,8 @@ class EvaluationSettings:
     # auto | true | false: whether a query's own passage is dropped from its ranking (sycl.evaluation.self_hits).
     remove_self_hits: str | bool = "auto"
     progress: bool = True
+    # How corpus embeddings are kept on disk (sycl.evaluation.store): float32, or float16 for half the space.
+    embedding_dtype: str = "float32"
     # Processes per node and nodes to spread the corpus over (sycl.evaluation.sharding); 1 x 1 is one process.
     devices: int = 1
     num_nodes: int = 1
@@ -40,6 +47,8 @@ class EvaluationSettings:
     def __post_init__(self):
         if self.backend not in ("exact", "faiss"):
             raise ValueError(f"evaluation.backend={self.backend!r} is not one of ('exact', 'faiss')")
+        if self.embedding_dtype not in STORE_DTYPES:
+            raise ValueError(f"evaluation.embedding_dtype={self.embedding_dtype!r} is not one of {tuple(STORE_DTYPES)}")
         if self.remove_self_hits not in RULES:
             raise ValueError(f"evaluation.remove_self_hits={self.remove_self_hits!r} is not one of auto, true, false")
 
@@ -64,7 +73,9 @@ class RetrievalEvaluator:
     def __init__(self, settings: EvaluationSettings | None = None, shards: Shards | None = None):
         self.settings = settings or EvaluationSettings()
         self.shards = shards
-        self.cache = EmbeddingCache(self.settings.cache_dir) if self.settings.cache_dir else None
+        self.cache = (
+            EmbeddingCache(self.settings.cache_dir, self.settings.embedding_dtype) if self.settings.cache_dir else None
+        )
 
     def evaluate(self, ranker: DualEncoder | Ranker, split: RetrievalSplit) -> tuple[dict[str, float], Run]:
         """Returns ({metric: value}, run) for one split."""
@@ -111,20 +122,24 @@ class RetrievalEvaluator:
         """{query id: [(corpus id, score), ...]}: every passage scoring as high as the query's ``depth``-th.
 
         Spread over ``shards``, each process encodes and searches its slice of the corpus and the slices' hits
-        are merged (see ``sycl.evaluation.sharding`` for why the merge loses no passage at the cut).
+        are merged (see ``sycl.evaluation.sharding`` for why the merge loses no passage at the cut). The slice's
+        embeddings are written to disk as they are encoded and searched memory-mapped
+        (``sycl.evaluation.store``): in the cache, or in a temporary folder removed afterwards.
         """
         corpus_ids = list(split.corpus)
         start, end = self.shards.bounds(len(corpus_ids)) if self.shards else (0, len(corpus_ids))
-        corpus_embeddings = self.corpus_embeddings(encoder, split, corpus_ids[start:end])
         query_ids = list(split.queries)
         query_embeddings = self.encode(encoder, [split.queries[q] for q in query_ids], "query")
-        search = faiss_search if self.settings.backend == "faiss" else exact_search
-        options = {} if self.settings.backend == "faiss" else {"corpus_chunk_size": self.settings.corpus_chunk_size}
-        if corpus_embeddings.shape[0]:
-            scores, indices = search_past_ties(search, query_embeddings, corpus_embeddings, depth, **options)
-            indices = indices + start
-        else:  # more processes than passages
-            scores, indices = torch.empty(len(query_ids), 0), torch.empty(len(query_ids), 0, dtype=torch.long)
+        with tempfile.TemporaryDirectory(prefix="sycl-embeddings-") as scratch:
+            corpus_embeddings = self.corpus_embeddings(encoder, split, corpus_ids[start:end], Path(scratch))
+            search = faiss_search if self.settings.backend == "faiss" else exact_search
+            options = {} if self.settings.backend == "faiss" else {"corpus_chunk_size": self.settings.corpus_chunk_size}
+            if corpus_embeddings.shape[0]:
+                scores, indices = search_past_ties(search, query_embeddings, corpus_embeddings, depth, **options)
+                indices = indices + start
+            else:  # more processes than passages
+                scores, indices = torch.empty(len(query_ids), 0), torch.empty(len(query_ids), 0, dtype=torch.long)
+            del corpus_embeddings  # unmap before the scratch folder goes
         if self.shards:
             scores, indices = self.shards.gather_hits(scores, indices)
         return {
@@ -136,27 +151,36 @@ class RetrievalEvaluator:
             for row, query_id in enumerate(query_ids)
         }
 
-    def corpus_embeddings(self, encoder: DualEncoder, split: RetrievalSplit, corpus_ids: list[str]) -> torch.Tensor:
-        """[N, H] embeddings of ``corpus_ids``, from the cache when it holds them for these weights and corpus bytes.
+    def corpus_embeddings(
+        self, encoder: DualEncoder, split: RetrievalSplit, corpus_ids: list[str], scratch: Path
+    ) -> torch.Tensor:
+        """[N, H] embeddings of ``corpus_ids``, memory-mapped: from the cache when it holds them for these weights,
+        corpus bytes and storage dtype, else encoded into a new cache entry (or, without a cache, into ``scratch``).
 
         Sharded, ``corpus_ids`` is this process's slice, cached on its own (its key names the slice) as soon as it
         is encoded, so a run killed after some slices re-encodes only the others.
         """
-        key = None
-        if self.cache is not None:
-            key = EmbeddingCache.key(model_fingerprint(encoder), split.corpus_file, self.settings.bf16)
-            if self.shards:
-                key += f"-slice{self.shards.rank}of{self.shards.world_size}"
-            cached = self.cache.load(key, corpus_ids)
-            if cached is not None:
-                return cached
-        embeddings = self.encode(encoder, [split.corpus[c] for c in corpus_ids], "passage")
-        if self.cache is not None:
-            self.cache.save(key, corpus_ids, embeddings, split.corpus_source)
-        return embeddings
+        texts = (
+            split.corpus.texts(corpus_ids)
+            if isinstance(split.corpus, OffsetTexts)
+            else [split.corpus[c] for c in corpus_ids]
+        )
 
-    def encode(self, encoder: DualEncoder, texts: list[str], kind: str) -> torch.Tensor:
+        def encode(allocate):
+            return self.encode(encoder, texts, "passage", allocate)
+
+        if self.cache is None:
+            return write_entry(scratch / "corpus", corpus_ids, self.settings.embedding_dtype, encode)
+        key = self.cache.key(model_fingerprint(encoder), split.corpus_file, self.settings.bf16)
+        if self.shards:
+            key += f"-slice{self.shards.rank}of{self.shards.world_size}"
+        cached = self.cache.load(key, corpus_ids)
+        if cached is not None:
+            return cached
+        return self.cache.write(key, corpus_ids, encode, split.corpus_source)
+
+    def encode(self, encoder: DualEncoder, texts: Sequence[str], kind: str, allocate=None) -> torch.Tensor:
         s = self.settings
         progress = s.progress and (self.shards is None or self.shards.is_main)  # one bar, not one per process
         device = str(self.shards.fabric.device) if self.shards else s.device
-        return encode_texts(encoder, texts, kind, s.batch_size, s.bf16, device, progress)
+        return encode_texts(encoder, texts, kind, s.batch_size, s.bf16, device, progress, allocate)

@@ -14,10 +14,12 @@ def exact_search(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Top-k passages of every query by dot product.
 
-    queries: [Q, H]; corpus: [N, H]. Returns scores [Q, k] (descending) and corpus indices [Q, k], with
+    queries: [Q, H]; corpus: [N, H], in memory or memory-mapped (``sycl.evaluation.store``), float32 or float16
+    (widened to the queries' dtype). Returns scores [Q, k] (descending) and corpus indices [Q, k], with
     k = min(top_k, N). Scores are computed one (query chunk x corpus chunk) block at a time and merged
     into a running top-k, so beyond the embeddings themselves memory stays below
-    query_chunk_size * (corpus_chunk_size + 2 * k) floats (about 200 MB at the defaults and k = 1000).
+    query_chunk_size * (corpus_chunk_size + 2 * k) floats (about 200 MB at the defaults and k = 1000), plus one
+    widened corpus chunk.
     """
     k = min(top_k, corpus.shape[0])
     all_scores, all_indices = [], []
@@ -26,7 +28,8 @@ def exact_search(
         best_scores = torch.full((block.shape[0], 0), float("-inf"), dtype=block.dtype, device=block.device)
         best_indices = torch.zeros((block.shape[0], 0), dtype=torch.long, device=block.device)
         for c_start in range(0, corpus.shape[0], corpus_chunk_size):
-            scores = block @ corpus[c_start : c_start + corpus_chunk_size].T
+            # A memory-mapped corpus is read here, one chunk at a time; a float16 one is widened chunk by chunk.
+            scores = block @ corpus[c_start : c_start + corpus_chunk_size].to(block.dtype).T
             chunk_scores, chunk_indices = scores.topk(min(k, scores.shape[1]), dim=1)
             merged_scores = torch.cat([best_scores, chunk_scores], dim=1)
             merged_indices = torch.cat([best_indices, chunk_indices + c_start], dim=1)
