@@ -25,7 +25,7 @@ from sycl.files import atomic_writer, write_lines_atomically
 from sycl.generation.errors import GenerationError
 from sycl.generation.parsing import normalize_text, word_count
 from sycl.generation.report import merged_report
-from sycl.generation.writer import WrittenDataset, passage_level
+from sycl.generation.writer import WrittenDataset, passage_level, write_queries_and_qrels
 from sycl.shards import parse_shard
 
 # Report fields every shard must share: passages made with another model or prompt are not one dataset.
@@ -80,17 +80,7 @@ def merge_generated(folders: list[str | Path], output_dir: str | Path, overwrite
         corpus.writelines(corpus_lines())
         queries = merged_queries(folders)
         qrels = merged_qrels(folders, split, queries, seen_ids, shared)
-    write_lines_atomically(
-        output_dir / "queries.jsonl",
-        (json.dumps({"_id": q, "text": text}, ensure_ascii=False) + "\n" for q, text in queries.items()),
-    )
-    written.queries = len(queries)
-    rows = ["query-id\tcorpus-id\tscore\n"]
-    for query_id in queries:
-        for doc_id, level in sorted(qrels.get(query_id, {}).items(), key=lambda item: (-item[1], item[0])):
-            rows.append(f"{query_id}\t{doc_id}\t{level}\n")
-            written.qrels_per_level[level] = written.qrels_per_level.get(level, 0) + 1
-    write_lines_atomically(output_dir / "qrels" / f"{split}.tsv", rows)
+    write_queries_and_qrels(output_dir, queries, qrels, split, written)
     written.duplicates_within_query = sum(r["passages"]["duplicates_within_query_dropped"] for _, r in shards)
     written.duplicates_across_queries += sum(r["passages"]["duplicates_across_queries_shared"] for _, r in shards)
     report = merged_report([r for _, r in shards], [str(folder) for folder in folders], written)

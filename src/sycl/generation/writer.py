@@ -72,16 +72,25 @@ def write_beir(
             judged[doc_id] = passage.level
 
     write_lines_atomically(output_dir / "corpus.jsonl", corpus_lines())
-    kept_queries = [query_id for query_id in queries if query_id in keep]
-    written.queries = len(kept_queries)
+    kept_queries = {query_id: text for query_id, text in queries.items() if query_id in keep}
+    write_queries_and_qrels(output_dir, kept_queries, qrels, split, written)
+    return written
+
+
+def write_queries_and_qrels(
+    output_dir: Path, queries: dict[str, str], qrels: dict[str, dict[str, int]], split: str, written: WrittenDataset
+) -> None:
+    """Write ``queries`` (in their order) to queries.jsonl and their judgements to qrels/<split>.tsv, each
+    atomically, after the corpus; count them into ``written``. A query's passages are listed by level, highest
+    first, then by id."""
+    written.queries = len(queries)
     write_lines_atomically(
         output_dir / "queries.jsonl",
-        (json.dumps({"_id": q, "text": queries[q]}, ensure_ascii=False) + "\n" for q in kept_queries),
+        (json.dumps({"_id": q, "text": text}, ensure_ascii=False) + "\n" for q, text in queries.items()),
     )
     rows = ["query-id\tcorpus-id\tscore\n"]
-    for query_id in kept_queries:
+    for query_id in queries:
         for doc_id, level in sorted(qrels.get(query_id, {}).items(), key=lambda item: (-item[1], item[0])):
             rows.append(f"{query_id}\t{doc_id}\t{level}\n")
             written.qrels_per_level[level] = written.qrels_per_level.get(level, 0) + 1
     write_lines_atomically(output_dir / "qrels" / f"{split}.tsv", rows)
-    return written
