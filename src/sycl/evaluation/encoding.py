@@ -3,6 +3,7 @@
 import contextlib
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -42,8 +43,8 @@ def encode_texts(
     encoder.eval().to(device)
     tokenize = encoder.tokenization.queries if kind == "query" else encoder.tokenization.passages
     embed = encoder.encode_queries if kind == "query" else encoder.encode_passages
-    lengths = text_lengths(texts)
-    order = sorted(range(len(texts)), key=lambda i: lengths[i], reverse=True)
+    # Longest first, ties in input order; an int64 array, not a list of Python ints (36 bytes a passage).
+    order = np.argsort(-np.asarray(text_lengths(texts), dtype=np.int64), kind="stable")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     output: torch.Tensor | None = None
     desc = "encode queries" if kind == "query" else "encode passages"
@@ -52,11 +53,11 @@ def encode_texts(
     with tqdm(total=len(texts), desc=desc, unit="text", disable=not progress) as bar, autocast:
         for start in range(0, len(order), batch_size):
             batch_indices = order[start : start + batch_size]
-            batch = {k: v.to(device) for k, v in tokenize([texts[i] for i in batch_indices]).items()}
+            batch = {k: v.to(device) for k, v in tokenize([texts[i] for i in batch_indices.tolist()]).items()}
             embeddings = embed(**batch).float().cpu()
             if output is None:
                 output = (allocate or torch.empty)(len(texts), embeddings.shape[1])
-            output[torch.tensor(batch_indices)] = embeddings.to(output.dtype)
+            output[torch.from_numpy(batch_indices)] = embeddings.to(output.dtype)
             bar.update(len(batch_indices))
     encoder.train(was_training)
     return output if output is not None else torch.empty(0, 0)
