@@ -15,6 +15,7 @@ from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import open_dict  # noqa: E402
 
 from sycl.config import bundled_minilm_path, repo_root  # noqa: E402
+from tests.decoder_fixtures import tiny_decoder_path  # noqa: E402, F401  (a fixture: a tiny random Qwen2)
 from tests.hub_cache import offline_hub  # noqa: E402, F401  (a fixture: an offline HF cache built by hand)
 
 CONF_DIR = str(Path(repo_root()) / "conf")

@@ -15,6 +15,7 @@ from sycl.evaluation.sharding import launch
 from sycl.loggers import adopt_csv_columns, finish_wandb, set_library_verbosity
 from sycl.models.checkpoint import encoder_from_checkpoint
 from sycl.models.dual_encoder import SETTINGS_FILE, DualEncoder, EncoderSettings, read_saved_settings
+from sycl.models.lora import is_adapter_folder
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +67,20 @@ def load_encoder(model: DictConfig, ckpt_path: str | None = None, settings_from_
     same group gives the same encoder, settings and embedding-cache key in both. Its settings describe the base
     model it names; a folder exported by train.py carries its own (``sycl_encoder.json``), and with
     ``settings_from_folder`` those win: each setting left as None is read from the folder. A group setting that
-    differs from the folder's is logged, not applied.
+    differs from the folder's is logged, not applied. Such a folder is evaluated as trained, with either value of
+    ``settings_from_folder``: the group's ``lora`` (fresh adapters) is not applied to it. Nor to a LoRA adapter
+    folder (``adapter_config.json``, from train.py or elsewhere), which brings its own and loads its base model.
     """
     if ckpt_path:
         return encoder_from_checkpoint(ckpt_path)
-    if not (settings_from_folder and (Path(model.name_or_path) / SETTINGS_FILE).is_file()):
-        encoder = instantiate(model)
+    exported = (Path(model.name_or_path) / SETTINGS_FILE).is_file()
+    trained = exported or is_adapter_folder(model.name_or_path)  # an adapter from elsewhere brings its own LoRA too
+    if not (settings_from_folder and exported):
+        encoder = instantiate(model, lora=None) if trained else instantiate(model)
         warn_if_saved_settings_disagree(model.name_or_path, encoder)
         return encoder
     names = [field.name for field in fields(EncoderSettings)]
-    encoder = instantiate(model, **dict.fromkeys(names, None))
+    encoder = instantiate(model, **dict.fromkeys(names, None), lora=None)
     differing = [n for n in names if n in model and model[n] != getattr(encoder.settings, n)]
     if differing:
         log.warning(

@@ -3,7 +3,7 @@
 import asyncio
 
 from sycl.generation.chat import Completion
-from sycl.models.dual_encoder import load_pretrained
+from sycl.models.towers import load_pretrained
 
 
 class HFChat:

@@ -8,7 +8,8 @@ from sycl.models.dual_encoder import DualEncoder
 
 
 def encoder_from_checkpoint(ckpt_path: str | Path) -> DualEncoder:
-    """Load the base model named in the checkpoint, then the checkpoint's encoder weights.
+    """Load the base model named in the checkpoint (in its dtype, with its LoRA adapters if it had them), then the
+    checkpoint's encoder weights.
 
     A weights-only checkpoint (``callbacks.best_checkpoint``'s default) is enough: the module writes its
     ``sycl_encoder`` entry into every checkpoint, and only ``state_dict`` is read besides.
@@ -23,7 +24,8 @@ def encoder_from_checkpoint(ckpt_path: str | Path) -> DualEncoder:
             "evaluate an exported model folder with model.name_or_path=<run dir>/model instead"
         )
     saved = checkpoint["sycl_encoder"]
-    encoder = DualEncoder.from_pretrained(saved["name_or_path"], **saved["settings"])
+    # Checkpoints from before LoRA and dtype options have no tower_options: the defaults loaded them.
+    encoder = DualEncoder.from_pretrained(saved["name_or_path"], **saved["settings"], **saved.get("tower_options", {}))
     prefix = "encoder."
     weights = {k[len(prefix) :]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
     encoder.load_state_dict(weights)

@@ -1,17 +1,23 @@
 """A dual encoder over any Hugging Face ``AutoModel``: pooling, optional normalisation, dot-product scores."""
 
 import json
+import logging
 import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoTokenizer
 
+from sycl.models.lora import adapter_description, has_lora, merged_copy
 from sycl.models.pooling import POOLING_MODES, pool
-from sycl.models.tokenization import QueryPassageTokenizer
+from sycl.models.tokenization import QueryPassageTokenizer, prepare_tokenizer
+from sycl.models.towers import TowerOptions, load_pretrained, load_tower
+
+log = logging.getLogger(__name__)
 
 SETTINGS_FILE = "sycl_encoder.json"
 PASSAGE_ENCODER_DIR = "passage_encoder"
@@ -28,17 +34,25 @@ class EncoderSettings:
     query_max_length: int = 256
     passage_max_length: int = 256
     shared: bool = True
+    # Close every text with the tokenizer's EOS token, for last-token pooling of decoder embedders (it is installed
+    # in the tokenizer, which is saved with the export; see prepare_tokenizer).
+    append_eos: bool = False
+    # "left" or "right"; None: the tokenizer's own. Last-token pooling reads either.
+    padding_side: str | None = None
 
     def __post_init__(self):
         if self.pooling not in POOLING_MODES:
             raise ValueError(f"model.pooling={self.pooling!r} is not one of {POOLING_MODES}")
+        if self.padding_side not in (None, "left", "right"):
+            raise ValueError(f"model.padding_side={self.padding_side!r} is not one of left, right, null")
 
 
 class DualEncoder(nn.Module):
     """Encodes queries and passages into vectors whose dot product is the relevance score.
 
     The query and passage towers are one shared transformer by default (``shared=True``) or two
-    copies of the same starting weights.
+    copies of the same starting weights. A tower may be a ``peft.PeftModel`` (LoRA adapters over a frozen
+    base); ``tower_options`` records how the towers were loaded, so a checkpoint can rebuild them.
     """
 
     def __init__(
@@ -48,9 +62,11 @@ class DualEncoder(nn.Module):
         tokenizer,
         settings: EncoderSettings,
         name_or_path: str = "",
+        tower_options: TowerOptions | None = None,
     ):
         super().__init__()
         self.name_or_path = name_or_path
+        self.tower_options = tower_options or TowerOptions()
         for tower in (query_model, passage_model):
             freeze_unused_pooler(tower)
         self.query_model = query_model
@@ -76,12 +92,20 @@ class DualEncoder(nn.Module):
         query_max_length: int | None = None,
         passage_max_length: int | None = None,
         shared: bool | None = None,
+        append_eos: bool | None = None,
+        padding_side: str | None = None,
         attn_implementation: str | None = "sdpa",
+        dtype: str | None = None,
+        gradient_checkpointing: bool = False,
+        lora: Mapping | None = None,
     ) -> "DualEncoder":
-        """Load from a hub id, a plain HF model folder, or a folder this class exported.
+        """Load from a hub id, a plain HF model folder, or a folder this class exported (full weights, or a LoRA
+        adapter that names its base model).
 
         Arguments left as None take the value saved in an exported folder's ``sycl_encoder.json``,
         else the ``EncoderSettings`` default, so an exported model needs no settings at all.
+        ``attn_implementation``, ``dtype``, ``gradient_checkpointing`` and ``lora`` say how the towers are loaded
+        and trained (``TowerOptions``): with ``lora``, fresh adapters on the loaded weights.
         """
         saved = read_saved_settings(name_or_path)
         given = dict(
@@ -92,18 +116,27 @@ class DualEncoder(nn.Module):
             query_max_length=query_max_length,
             passage_max_length=passage_max_length,
             shared=shared,
+            append_eos=append_eos,
+            padding_side=padding_side,
         )
         settings = EncoderSettings(**{**saved, **{k: v for k, v in given.items() if v is not None}})
+        options = TowerOptions(
+            dtype=dtype,
+            attn_implementation=attn_implementation,
+            gradient_checkpointing=gradient_checkpointing,
+            lora=lora,
+        )
         tokenizer = load_pretrained(AutoTokenizer, name_or_path)
-        query_model = load_pretrained(AutoModel, name_or_path, attn_implementation=attn_implementation)
+        prepare_tokenizer(tokenizer, settings.append_eos, settings.padding_side)
+        query_model = load_tower(name_or_path, options)
         passage_path = Path(name_or_path) / PASSAGE_ENCODER_DIR
         if settings.shared:
             passage_model = query_model
         elif passage_path.is_dir():
-            passage_model = load_pretrained(AutoModel, str(passage_path), attn_implementation=attn_implementation)
+            passage_model = load_tower(str(passage_path), options)
         else:
-            passage_model = load_pretrained(AutoModel, name_or_path, attn_implementation=attn_implementation)
-        return cls(query_model, passage_model, tokenizer, settings, name_or_path=name_or_path)
+            passage_model = load_tower(name_or_path, options)
+        return cls(query_model, passage_model, tokenizer, settings, name_or_path=name_or_path, tower_options=options)
 
     @property
     def passage_tower(self) -> nn.Module:
@@ -120,21 +153,38 @@ class DualEncoder(nn.Module):
     def _encode(self, model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         hidden = model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         embeddings = pool(hidden, attention_mask, self.settings.pooling)
+        if embeddings.dtype in (torch.bfloat16, torch.float16):
+            # Towers with half-precision weights: scores, normalisation and the loss in float32.
+            embeddings = embeddings.float()
         return F.normalize(embeddings, dim=-1) if self.settings.normalize else embeddings
 
-    def save_pretrained(self, path: str | os.PathLike) -> None:
+    def adapter_descriptions(self) -> list[dict | None]:
+        """Per tower (query, then passage if separate), its LoRA config without provenance; None without LoRA."""
+        towers = [self.query_model] + ([self.passage_model] if self.passage_model is not None else [])
+        return [adapter_description(tower) for tower in towers]
+
+    def save_pretrained(self, path: str | os.PathLike, merge_lora: bool = True) -> None:
         """Write a folder that ``AutoModel.from_pretrained``, ``SentenceTransformer`` and this class all load.
 
         With separate towers the root holds the query tower and ``passage_encoder/`` the passage tower,
         each a complete model folder of its own; the root's sentence-transformers modules then route
         ``encode_query`` to the root tower and ``encode_document`` to ``passage_encoder/``.
+        A LoRA tower is written with its adapters merged into the weights (``merge_lora``, a plain model folder), or
+        as the adapter alone (``adapter_config.json`` naming the base model, ``adapter_model.safetensors``): a
+        few MB instead of the whole model, which all three loaders load on top of the base model; with separate
+        towers, SentenceTransformer cannot (transformers 5.24 looks for the base model in the Router's subfolder).
         """
         path = Path(path)
-        write_model_folder(self.query_model, self.tokenization.tokenizer, self.settings, path)
+        towers = [(self.query_model, path)]
         if self.passage_model is not None:
-            write_model_folder(
-                self.passage_model, self.tokenization.tokenizer, self.settings, path / PASSAGE_ENCODER_DIR
-            )
+            towers.append((self.passage_model, path / PASSAGE_ENCODER_DIR))
+            if not merge_lora and has_lora(self.passage_model):
+                log.warning("%s: separate LoRA towers saved as adapters do not load in SentenceTransformer", path)
+        for tower, folder in towers:
+            if merge_lora and has_lora(tower):
+                tower = merged_copy(tower)
+            write_model_folder(tower, self.tokenization.tokenizer, self.settings, folder)
+        if self.passage_model is not None:
             write_tower_router(path)
         (path / SETTINGS_FILE).write_text(json.dumps(asdict(self.settings), indent=2) + "\n")
 
@@ -193,30 +243,9 @@ def read_saved_settings(name_or_path: str) -> dict:
     return settings
 
 
-def load_pretrained(auto_class, name_or_path: str, **kwargs):
-    """``auto_class.from_pretrained`` with one readable error when the model is neither local nor reachable."""
-    try:
-        return auto_class.from_pretrained(name_or_path, **kwargs)
-    except (OSError, ValueError) as error:
-        if Path(name_or_path).exists():
-            raise OSError(
-                f"{name_or_path} is not a loadable model folder (it needs config.json, weights and tokenizer files "
-                f"as written by save_pretrained). Cause: {first_line(error)}"
-            ) from None
-        raise OSError(
-            f"could not load model {name_or_path!r}: it is not a local folder and the Hugging Face hub could not "
-            f"provide it (offline, or no access). Download it on a machine with network access "
-            f"(`hf download {name_or_path}`) and point model.name_or_path at the local folder, or set HF_HOME to "
-            f"a cache that holds it. Cause: {first_line(error)}"
-        ) from None
-
-
-def first_line(error: Exception) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
-
-
 def write_model_folder(model: nn.Module, tokenizer, settings: EncoderSettings, path: Path) -> None:
-    """Save one tower as an HF model folder plus the sentence-transformers module files."""
+    """Save one tower as an HF model folder (a ``PeftModel`` saves its adapter alone) plus the sentence-transformers
+    module files."""
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)

@@ -17,11 +17,14 @@ class ExportEncoder(Callback):
     With ``use_best`` and a checkpoint callback that monitors a metric, the best checkpoint's weights
     are exported rather than the last step's. They are loaded into a fresh encoder, never into the
     trained module: checkpoint callbacks run after this one and may still write ``last.ckpt`` from it.
+    A LoRA encoder is exported merged (``merge_lora``, a plain model folder) or as its adapter alone, which
+    points to its base model (see ``DualEncoder.save_pretrained``).
     """
 
-    def __init__(self, dirpath: str, use_best: bool = True):
+    def __init__(self, dirpath: str, use_best: bool = True, merge_lora: bool = True):
         self.dirpath = Path(dirpath)
         self.use_best = use_best
+        self.merge_lora = merge_lora
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.is_global_zero:
@@ -32,7 +35,7 @@ class ExportEncoder(Callback):
         else:
             encoder = encoder_from_checkpoint(best)
             log.info("exporting the best checkpoint %s", best)
-        encoder.save_pretrained(self.dirpath)
+        encoder.save_pretrained(self.dirpath, merge_lora=self.merge_lora)
         log.info("exported the trained encoder to %s", self.dirpath)
 
     @staticmethod

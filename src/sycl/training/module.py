@@ -193,4 +193,6 @@ class RetrieverModule(LightningModule):
         checkpoint["sycl_encoder"] = {
             "name_or_path": self.encoder.name_or_path,
             "settings": asdict(self.encoder.settings),
+            # dtype, attention, checkpointing and LoRA: the state dict's keys and dtypes depend on them.
+            "tower_options": asdict(self.encoder.tower_options),
         }

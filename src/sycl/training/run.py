@@ -103,7 +103,12 @@ def evaluate_trained_and_base(cfg: DictConfig, export_dir: Path, loggers: list) 
     settings = EvaluationSettings(**OmegaConf.to_container(cfg.evaluation, resolve=True))
     output_dir = Path(cfg.paths.output_dir)
     trained, trained_runs = evaluate_datasets(
-        DualEncoder.from_pretrained(str(export_dir)),
+        # In the dtype and attention it was trained with: an adapter export's base model is loaded anew.
+        DualEncoder.from_pretrained(
+            str(export_dir),
+            dtype=cfg.model.get("dtype"),
+            attn_implementation=cfg.model.get("attn_implementation", "sdpa"),
+        ),
         specs,
         settings,
         cfg.paths.beir_dir,
