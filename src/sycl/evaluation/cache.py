@@ -3,7 +3,8 @@
 The reference keys its cache by input file only, so a second checkpoint silently reuses the first
 one's embeddings. Here the key hashes the model weights (every tensor, both towers, LoRA adapters included,
 with their rank and scaling), the encoder settings (pooling, normalisation, prefixes, max lengths, EOS,
-padding side), the numeric precision and the corpus file's bytes: change any of them and the cache misses.
+padding side), the numeric precision, the storage dtype and the corpus file's bytes: change any of them and the
+cache misses.
 A corpus read from the Hugging Face Hub is keyed the same way, by the bytes of its cached file, so a file changed
 upstream (an unpinned URI now at a new commit) never reuses the old file's embeddings; its URI and commit are
 stored with the entry only to say where it came from.
@@ -23,10 +24,6 @@ from sycl.models.dual_encoder import DualEncoder
 
 log = logging.getLogger(__name__)
 
-# Settings added after caches were first written, with their defaults. At the default they stay out of the key,
-# so the caches of encoders that do not use them (every one before them) remain valid.
-LATER_SETTINGS = {"append_eos": False, "padding_side": None}
-
 
 def model_fingerprint(encoder: DualEncoder) -> str:
     """Hash of all weights and settings: equal fingerprints mean equal embeddings.
@@ -38,11 +35,7 @@ def model_fingerprint(encoder: DualEncoder) -> str:
     for name, tensor in sorted(encoder.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    settings = asdict(encoder.settings)
-    for name, default in LATER_SETTINGS.items():
-        if settings[name] == default:
-            del settings[name]
-    digest.update(json.dumps(settings, sort_keys=True).encode())
+    digest.update(json.dumps(asdict(encoder.settings), sort_keys=True).encode())
     adapters = encoder.adapter_descriptions()
     if any(adapters):
         digest.update(json.dumps(adapters, sort_keys=True, default=str).encode())
