@@ -22,7 +22,6 @@ reclaims it under pressure). Variants:
 
 import argparse
 import json
-import random
 import subprocess
 import sys
 import tempfile
@@ -30,25 +29,14 @@ import threading
 import time
 from pathlib import Path
 
+from eval_scaling import synthetic_collection
+
 ROOT = Path(__file__).resolve().parents[1]
-VOCABULARY = [f"w{i}" for i in range(5000)]
 
 
-def write_corpus(folder: Path, passages: int, queries: int, seed: int = 0) -> None:
-    """A BEIR folder: ``passages`` random-word passages; ``queries`` queries, each judging one passage relevant."""
-    rng = random.Random(seed)
-    (folder / "qrels").mkdir(parents=True, exist_ok=True)
-    with (folder / "corpus.jsonl").open("w") as corpus:
-        for i in range(passages):
-            text = " ".join(rng.choices(VOCABULARY, k=rng.randint(40, 70)))
-            corpus.write(json.dumps({"_id": f"d{i}", "title": "", "text": text}) + "\n")
-    judged = rng.sample(range(passages), queries)
-    with (folder / "queries.jsonl").open("w") as handle:
-        for q, d in enumerate(judged):
-            handle.write(json.dumps({"_id": f"q{q}", "text": f"w{d % 5000} w{(d * 7) % 5000}"}) + "\n")
-    (folder / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join(f"q{q}\td{d}\t1\n" for q, d in enumerate(judged))
-    )
+def write_corpus(folder: Path, passages: int, queries: int) -> None:
+    """eval_scaling.py's synthetic BEIR folder with MS MARCO-length passages (40-70 words)."""
+    synthetic_collection(folder, passages, queries, words_per_passage=(40, 70))
 
 
 def write_stores(folder: Path, passages: int, dim: int) -> None:

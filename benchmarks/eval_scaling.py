@@ -23,14 +23,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def synthetic_collection(folder: Path, passages: int, queries: int, seed: int = 0) -> None:
-    """A BEIR folder: ``passages`` random-word passages, ``queries`` queries each judging one passage relevant."""
+def synthetic_collection(
+    folder: Path, passages: int, queries: int, seed: int = 0, words_per_passage: tuple[int, int] = (40, 120)
+) -> None:
+    """A BEIR folder: ``passages`` passages of random words (a uniform count in ``words_per_passage``), ``queries``
+    queries each judging one passage relevant."""
     rng = random.Random(seed)
     words = [f"w{i}" for i in range(5000)]
-    (folder / "qrels").mkdir(parents=True)
+    (folder / "qrels").mkdir(parents=True, exist_ok=True)
     with (folder / "corpus.jsonl").open("w") as corpus:
         for i in range(passages):
-            text = " ".join(rng.choices(words, k=rng.randint(40, 120)))
+            text = " ".join(rng.choices(words, k=rng.randint(*words_per_passage)))
             corpus.write(json.dumps({"_id": f"d{i}", "title": "", "text": text}) + "\n")
     judged = rng.sample(range(passages), queries)
     with (folder / "queries.jsonl").open("w") as handle:

@@ -87,7 +87,7 @@ def peak_memory_mb(accelerator: str) -> float:
 
 def one_run(name: str, model: str, dtype: str | None, steps: int, accelerator: str, queue) -> None:
     import lightning
-    from lightning import Callback, Trainer
+    from lightning import Trainer
 
     from sycl.config import repo_root
     from sycl.data.datamodule import MultiLevelDataModule
@@ -97,13 +97,6 @@ def one_run(name: str, model: str, dtype: str | None, steps: int, accelerator: s
 
     lightning.seed_everything(0)
     times = StepTimes()
-
-    class Timer(Callback):
-        def on_train_batch_start(self, *args):
-            times.start()
-
-        def on_train_batch_end(self, *args):
-            times.stop()
 
     encoder = DualEncoder.from_pretrained(
         model,
@@ -134,7 +127,7 @@ def one_run(name: str, model: str, dtype: str | None, steps: int, accelerator: s
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[Timer()],
+        callbacks=[times.callback()],
         use_distributed_sampler=False,
         num_sanity_val_steps=0,
         limit_val_batches=0,

@@ -61,6 +61,21 @@ class StepTimes:
         synchronize()
         self.seconds.append(time.perf_counter() - self._start)
 
+    def callback(self):
+        """A Lightning callback timing every training batch (forward, backward and optimizer step)."""
+        from lightning import Callback
+
+        times = self
+
+        class Timer(Callback):
+            def on_train_batch_start(self, *args):
+                times.start()
+
+            def on_train_batch_end(self, *args):
+                times.stop()
+
+        return Timer()
+
 
 def demo_lists():
     from sycl.config import repo_root
@@ -76,7 +91,7 @@ def demo_lists():
 
 def run_sycl(options: dict, steps: int, accelerator: str) -> list[float]:
     import lightning
-    from lightning import Callback, Trainer
+    from lightning import Trainer
 
     from sycl.config import bundled_minilm_path, repo_root
     from sycl.data.datamodule import MultiLevelDataModule
@@ -86,13 +101,6 @@ def run_sycl(options: dict, steps: int, accelerator: str) -> list[float]:
 
     lightning.seed_everything(0)
     times = StepTimes()
-
-    class Timer(Callback):
-        def on_train_batch_start(self, *args):
-            times.start()
-
-        def on_train_batch_end(self, *args):
-            times.stop()
 
     encoder = DualEncoder.from_pretrained(
         bundled_minilm_path(), query_max_length=QUERY_LENGTH, passage_max_length=PASSAGE_LENGTH
@@ -129,7 +137,7 @@ def run_sycl(options: dict, steps: int, accelerator: str) -> list[float]:
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
-        callbacks=[Timer()],
+        callbacks=[times.callback()],
         use_distributed_sampler=False,
         num_sanity_val_steps=0,
         limit_val_batches=0,

@@ -138,14 +138,13 @@ def test_a_resume_after_an_epochs_last_batch_validates_that_epoch_once(
     assert_same_training_and_model_selection(resumed, straight)
 
     # The resumed run's own epoch-0 end is a checkpoint like the uninterrupted run's: resumed, it goes on to epoch 1
-    # without validating epoch 0 a second time. (Resumed in the same run directory: Lightning's ModelCheckpoint
-    # forgets its best score when its directory changes.)
+    # without validating epoch 0 a second time. In a new run directory, as train.py starts one: the best checkpoint
+    # and its score come along (sycl.training.BestCheckpoint), so model selection still compares against epoch 0.
     epoch_end = resumed / "epoch_end" / f"epoch=0-step={LAST_BATCH_STEP}.ckpt"
-    resume_again = [f"ckpt_path='{epoch_end}'"]
-    recorded_run(tiny_model_path, graded_queries, again, validation_loop, resume_again, run_dir=resumed / "run")
+    recorded_run(tiny_model_path, graded_queries, again, validation_loop, [f"ckpt_path='{epoch_end}'"])
     for record in RECORDS:
         assert records(again / record) == [entry for entry in records(straight / record) if entry["epoch"] >= 1]
-    assert_same_training_and_model_selection(again, straight, run_dir=resumed / "run")
+    assert_same_training_and_model_selection(again, straight)
 
 
 def test_a_resume_after_the_last_batch_of_an_epoch_without_validation_trains_what_the_run_did(
