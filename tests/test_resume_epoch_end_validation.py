@@ -161,3 +161,26 @@ def test_a_resume_after_the_last_batch_of_an_epoch_without_validation_trains_wha
     recorded_run(tiny_model_path, graded_queries, resumed, True, every_other + [f"ckpt_path='{last}'"])
     assert records(resumed / RECORDS[1]) == records(straight / RECORDS[1])  # the one validation, after epoch 1
     assert_same_training_and_model_selection(resumed, straight)
+
+
+def test_without_retrieval_validation_the_resumed_run_still_validates_that_epoch_once(
+    tmp_path,
+    tiny_model_path,
+    graded_queries,  # noqa: F811
+):
+    # Model selection on val/loss alone: the fix on load is the module's, not a callback's that a run may drop.
+    by_loss = [
+        "callbacks.retrieval_validation=null",
+        "callbacks.best_checkpoint.monitor=val/loss",
+        "callbacks.best_checkpoint.mode=min",
+        "callbacks.early_stopping.monitor=val/loss",
+        "callbacks.early_stopping.mode=min",
+    ]
+    straight, crashed, resumed = (tmp_path / name for name in ("straight", "crashed", "resumed"))
+    recorded_run(tiny_model_path, graded_queries, straight, True, by_loss)
+    last = crash_after_epoch_0s_last_batch(tiny_model_path, graded_queries, crashed, True, by_loss)
+    recorded_run(tiny_model_path, graded_queries, resumed, True, by_loss + [f"ckpt_path='{last}'"])
+    expected = [entry for entry in records(straight / RECORDS[1]) if entry["step"] >= LAST_BATCH_STEP]
+    assert [entry["epoch"] for entry in expected] == [0, 1]
+    assert records(resumed / RECORDS[1]) == expected
+    assert_same_training_and_model_selection(resumed, straight)

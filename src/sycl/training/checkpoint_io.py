@@ -23,7 +23,7 @@ class ResumableCheckpointIO(TorchCheckpointIO):
     Read: a weights-only checkpoint (``callbacks.best_checkpoint`` by default) is refused with the way out, as it
     holds no optimizer state to resume; then see ``end_resumed_validation`` and ``finish_epoch_end``. A checkpoint
     written after an epoch's last batch also needs the trainer's validation schedule, which this reader does not
-    know: ``RetrievalValidation`` applies ``finish_last_batch`` to it.
+    know: ``RetrieverModule.on_load_checkpoint`` applies ``finish_last_batch`` to it.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:

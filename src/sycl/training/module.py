@@ -13,6 +13,7 @@ from sycl.losses.base import duplicate_negative_mask
 from sycl.models.dual_encoder import DualEncoder
 from sycl.models.tokenization import length_sorted_chunks
 from sycl.training.anchor import ScoreAnchor
+from sycl.training.checkpoint_io import finish_last_batch
 from sycl.training.schedule import linear_warmup_decay, total_optimizer_steps
 
 
@@ -196,3 +197,11 @@ class RetrieverModule(LightningModule):
             # dtype, attention, checkpointing and LoRA: the state dict's keys and dtypes depend on them.
             "tower_options": asdict(self.encoder.tower_options),
         }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # A step checkpoint written after an epoch's last batch would resume as if that epoch had ended, skipping its
+        # validation (val/loss, val/ndcg@10) and so its place in model selection. Whether a validation follows is the
+        # trainer's to say, so it is fixed here, on load, where the trainer is known; here rather than in a callback,
+        # so that it holds whichever callbacks a run keeps. RetrieverModule.load_from_checkpoint has no trainer.
+        if self._trainer is not None:
+            finish_last_batch(checkpoint, self._trainer)

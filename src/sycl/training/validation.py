@@ -8,7 +8,6 @@ from lightning.pytorch.utilities import rank_zero_warn
 from sycl import hub
 from sycl.evaluation.datasets import DatasetSpec, RetrievalSplit, hub_uris, load_split
 from sycl.evaluation.evaluator import EvaluationSettings, RetrievalEvaluator
-from sycl.training.checkpoint_io import finish_last_batch
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +24,7 @@ class RetrievalValidation(Callback):
     model, it warns: the exported checkpoint is then no better than the model training started from.
 
     A run resumed from a checkpoint written after an epoch's last batch, before that epoch's validation, validates
-    that epoch once, as an uninterrupted run does (``finish_last_batch``, which it applies on load).
+    that epoch once, as an uninterrupted run does (``RetrieverModule.on_load_checkpoint``).
     """
 
     def __init__(
@@ -81,12 +80,6 @@ class RetrievalValidation(Callback):
                 f"{self.best_score:.4f} <= {self.base_score:.4f} before training. The exported model is no better "
                 "than the one training started from; see README 'Why demo training can hurt a real collection'."
             )
-
-    def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict) -> None:
-        # Lightning would resume such a checkpoint as if its epoch had ended, and that epoch's score would never be
-        # taken; whether a validation follows the epoch's last batch is the trainer's to say, so it is fixed here, on
-        # load, not by the checkpoint reader.
-        finish_last_batch(checkpoint, trainer)
 
     def state_dict(self) -> dict:
         return {"base_score": self.base_score, "best_score": self.best_score}
