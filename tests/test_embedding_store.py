@@ -19,6 +19,7 @@ from sycl.evaluation.encoding import encode_texts
 from sycl.evaluation.search import exact_search
 from sycl.evaluation.store import EMBEDDINGS_FILE, open_embeddings, write_entry
 from sycl.models import DualEncoder
+from tests.beir_fixtures import write_beir
 
 DEMO = Path(__file__).resolve().parents[1] / "data" / "demo" / "test"
 
@@ -109,3 +110,22 @@ def test_a_float16_store_ranks_the_demo_as_float32_does_to_three_decimals(tmp_pa
     assert half == pytest.approx(full, abs=1e-3)
     with pytest.raises(ValueError, match="embedding_dtype"):
         EvaluationSettings(embedding_dtype="bfloat16")
+
+
+def test_a_sharded_process_spills_only_its_slice_and_the_passages_that_are_queries(tmp_path):
+    corpus = {f"d{i}": f"passage number {i}" for i in range(10)} | {"d10": ""}
+    queries = {"d7": "passage number 7", "q1": "another query"}  # d7 is a query too (ArguAna, Quora)
+    write_beir(tmp_path / "c", queries, corpus, [("d7", "d1", 1), ("q1", "d2", 1)], split="test")
+    whole = load_split(DatasetSpec(str(tmp_path / "c"), "test"), tmp_path)
+    mine = load_split(DatasetSpec(str(tmp_path / "c"), "test"), tmp_path, keep_text=lambda row: row % 3 == 1)
+    assert list(mine.corpus) == list(whole.corpus)  # every id, in file order: the rows of every slice agree
+    assert mine.checks == whole.checks  # empty passages counted over the whole corpus
+    held = {passage_id for row, passage_id in enumerate(mine.corpus) if row % 3 == 1} | {"d7"}
+    for passage_id in mine.corpus:
+        if passage_id in held:
+            assert mine.corpus[passage_id] == whole.corpus[passage_id]
+        else:
+            with pytest.raises(LookupError, match="not held by this process"):
+                mine.corpus[passage_id]
+    spilled = os.fstat(mine.corpus._spill.fileno()).st_size
+    assert spilled == sum(len(whole.corpus[passage_id].encode()) for passage_id in held)

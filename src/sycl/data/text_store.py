@@ -10,7 +10,7 @@ corpora read back the same way as plain JSON Lines, and no record is parsed twic
 import os
 import tempfile
 from array import array
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,31 +27,54 @@ class OffsetTexts(Mapping):
     corpus's texts, e.g. 3 GB for MS MARCO). Safe to use after ``fork`` (``pread`` keeps no file position).
     """
 
-    def __init__(self, rows: dict[str, int], offsets: np.ndarray, lengths: np.ndarray, spill, characters: np.ndarray):
+    def __init__(
+        self,
+        rows: dict[str, int],
+        offsets: np.ndarray,
+        lengths: np.ndarray,
+        spill,
+        characters: np.ndarray,
+        empty_texts: int = 0,
+    ):
         self._rows = rows
         self._offsets = offsets
         self._lengths = lengths
         self._characters = characters
         self._spill = spill
+        self.empty_texts = empty_texts  # how many of all the texts read were "" (held or not)
 
     @classmethod
-    def from_pairs(cls, pairs: Iterable[tuple[str, str]], directory: str | Path | None = None) -> "OffsetTexts":
+    def from_pairs(
+        cls,
+        pairs: Iterable[tuple[str, str]],
+        directory: str | Path | None = None,
+        keep: Callable[[int, str], bool] | None = None,
+    ) -> "OffsetTexts":
         """Spill the texts of ``pairs`` ((id, text), ids unique) to disk and index them. A repeated id keeps its
-        first text; the readers (``sycl.data.beir_files``) have already refused repeats with other text."""
+        first text; the readers (``sycl.data.beir_files``) have already refused repeats with other text.
+
+        ``keep(row, id)``: whether to hold that text; every id is indexed, but reading a text not held raises
+        ``LookupError`` (a sharded evaluation process holds its own slice's texts only). None holds all.
+        """
         # Closed with this object (or at exit): the file is the mapping's storage, not a scoped resource.
         spill = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115
         rows: dict[str, int] = {}
         # Compact arrays while reading: a Python list of ints would cost 36 bytes a passage each, 8 B here.
         offsets, lengths, characters = array("q"), array("q"), array("q")
-        position, pending, pending_size = 0, [], 0
+        position, pending, pending_size, empty = 0, [], 0, 0
         for text_id, text in pairs:
             if text_id in rows:
                 continue
+            row = rows[text_id] = len(rows)
+            characters.append(len(text))
+            empty += not text
+            if keep is not None and not keep(row, text_id):
+                offsets.append(-1)
+                lengths.append(0)
+                continue
             encoded = text.encode("utf-8")
-            rows[text_id] = len(rows)
             offsets.append(position)
             lengths.append(len(encoded))
-            characters.append(len(text))
             position += len(encoded)
             pending.append(encoded)
             pending_size += len(encoded)
@@ -66,6 +89,7 @@ class OffsetTexts(Mapping):
             np.frombuffer(lengths, dtype=np.int64),
             spill,
             np.frombuffer(characters, dtype=np.int64),
+            empty,
         )
 
     def __getitem__(self, text_id: str) -> str:
@@ -81,7 +105,9 @@ class OffsetTexts(Mapping):
         return len(self._rows)
 
     def text_at(self, row: int) -> str:
-        """The text of the ``row``-th id (in reading order)."""
+        """The text of the ``row``-th id (in reading order); ``LookupError`` for one not held (see ``from_pairs``)."""
+        if self._offsets[row] < 0:
+            raise LookupError(f"the text of passage row {row} is not held by this process (OffsetTexts keep=)")
         return os.pread(self._spill.fileno(), int(self._lengths[row]), int(self._offsets[row])).decode("utf-8")
 
     def rows(self, ids: Iterable[str]) -> np.ndarray:

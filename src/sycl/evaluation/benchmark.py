@@ -112,7 +112,7 @@ def evaluate_datasets(
     checks: dict[str, dict] = {}
     for spec in specs:
         try:
-            split = load_split(spec, beir_dir, download)
+            split = load_split(spec, beir_dir, download, keep_text=shards.owns if shards else None)
             (log.info if main else log.debug)(
                 "evaluating %s on %s (%s split: %d queries, %d passages)",
                 model_label,

@@ -2,7 +2,7 @@
 files (``hf://`` URIs, ``sycl.hub``), and beir's downloader."""
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,11 +177,15 @@ def resolve_folder(path: str, beir_dir: str | Path, download: bool = True) -> Pa
     )
 
 
-def load_split(spec: DatasetSpec, beir_dir: str | Path, download: bool = True) -> RetrievalSplit:
+def load_split(
+    spec: DatasetSpec, beir_dir: str | Path, download: bool = True, keep_text: Callable[[int], bool] | None = None
+) -> RetrievalSplit:
     """Read one split and score it as trec_eval scores the qrels as given; count and log what does not resolve.
 
     The files are found by ``split_files``: the spec's own, those of its ``hf://`` folder, or its local folder's
-    (``sycl.data.layout``, in any layout the readers know). ``download=False`` downloads nothing.
+    (``sycl.data.layout``, in any layout the readers know). ``download=False`` downloads nothing. The corpus texts
+    stay on disk (``OffsetTexts``); with ``keep_text(row)``, only those of the rows it accepts (and of passages
+    whose id is a judged query's) are kept, e.g. a sharded evaluation process's slice.
 
     - A judged query with no text in the queries file cannot be retrieved: it is left out of the run, which
       trec_eval then skips (as pytrec_eval on the run file does).
@@ -205,7 +209,9 @@ def load_split(spec: DatasetSpec, beir_dir: str | Path, download: bool = True) -
             field="query-id",
         )
     # Texts on disk, read by offset: a split of MS MARCO's 8.8M passages holds their ids, not their 3 GB of text.
-    corpus = OffsetTexts.from_pairs(iter_corpus(files.corpus))
+    # A sharded process keeps its slice's texts, and those of passages that are queries too (the self-hit rule).
+    keep = (lambda row, passage_id: keep_text(row) or passage_id in queries) if keep_text else None
+    corpus = OffsetTexts.from_pairs(iter_corpus(files.corpus), keep=keep)
     without_text = [query_id for query_id in qrels if query_id not in queries]
     unknown = [(q, d) for q, judged in qrels.items() for d in judged if d not in corpus]
     checks = {
@@ -214,7 +220,7 @@ def load_split(spec: DatasetSpec, beir_dir: str | Path, download: bool = True) -
         "unjudged_queries_skipped": len(every_query) - len(queries),
         "judged_pairs_not_in_corpus": len(unknown),
         "relevant_pairs_not_in_corpus": sum(qrels[q][d] > 0 for q, d in unknown),
-        "empty_passages": sum(1 for text in corpus.values() if not text),
+        "empty_passages": corpus.empty_texts,
     }
     if without_text:
         log.warning(

@@ -127,16 +127,16 @@ class RetrievalEvaluator:
         (``sycl.evaluation.store``): in the cache, or in a temporary folder removed afterwards.
         """
         corpus_ids = list(split.corpus)
-        start, end = self.shards.bounds(len(corpus_ids)) if self.shards else (0, len(corpus_ids))
+        slice_ids = corpus_ids[self.shards.rank :: self.shards.world_size] if self.shards else corpus_ids
         query_ids = list(split.queries)
         query_embeddings = self.encode(encoder, [split.queries[q] for q in query_ids], "query")
         with tempfile.TemporaryDirectory(prefix="sycl-embeddings-") as scratch:
-            corpus_embeddings = self.corpus_embeddings(encoder, split, corpus_ids[start:end], Path(scratch))
+            corpus_embeddings = self.corpus_embeddings(encoder, split, slice_ids, Path(scratch))
             search = faiss_search if self.settings.backend == "faiss" else exact_search
             options = {} if self.settings.backend == "faiss" else {"corpus_chunk_size": self.settings.corpus_chunk_size}
             if corpus_embeddings.shape[0]:
                 scores, indices = search_past_ties(search, query_embeddings, corpus_embeddings, depth, **options)
-                indices = indices + start
+                indices = self.shards.global_rows(indices) if self.shards else indices
             else:  # more processes than passages
                 scores, indices = torch.empty(len(query_ids), 0), torch.empty(len(query_ids), 0, dtype=torch.long)
             del corpus_embeddings  # unmap before the scratch folder goes

@@ -4,12 +4,16 @@
     srun python eval.py evaluation.devices=8 evaluation.num_nodes=4      # SLURM: 32 GPUs (one task per GPU)
 
 Launched as training is, by Lightning (``lightning.fabric.Fabric`` with the DDP strategy: torchrun, SLURM, or its
-own launcher re-running the command once per extra local process). Every process reads the split and encodes
-the queries; process r encodes the r-th contiguous slice of the corpus (cached on its own, so a killed run
-re-encodes only the slices it had not finished) and searches it. The hits of every slice are gathered to every
-process and merged, each slice having returned every passage scoring as high as its own ``depth``-th: the
-overall ``depth``-th score is at least each slice's, so no passage that ties or beats it is missing, and the
-ranking equals one process's (``RetrievalEvaluator.rank`` orders ties by passage id, as trec_eval does).
+own launcher re-running the command once per extra local process). Every process reads the split's ids and
+encodes the queries; process r of W holds the texts of, encodes and searches every W-th passage from the r-th
+(its slice, cached on its own, so a killed run re-encodes only the slices it had not finished). A stride rather
+than a contiguous block: a process learns which passages are its own while it reads the corpus, before it knows
+the corpus's size, so it spills only their texts to disk (``load_split``'s ``keep_text``).
+
+The hits of every slice are gathered to every process and merged, each slice having returned every passage scoring
+as high as its own ``depth``-th: the overall ``depth``-th score is at least each slice's, so no passage that ties
+or beats it is missing, and the ranking equals one process's (``RetrievalEvaluator.rank`` orders ties by passage
+id, as trec_eval does).
 """
 
 from dataclasses import dataclass
@@ -37,9 +41,14 @@ class Shards:
         """The process that writes results files, prints and logs to the loggers."""
         return self.rank == 0
 
-    def bounds(self, size: int) -> tuple[int, int]:
-        """[start, end) of this process's contiguous slice of ``size`` items; slices differ by at most one item."""
-        return size * self.rank // self.world_size, size * (self.rank + 1) // self.world_size
+    def owns(self, row: int) -> bool:
+        """Whether the ``row``-th passage (in file order) is in this process's slice: every ``world_size``-th from
+        the ``rank``-th; slices differ by at most one passage."""
+        return row % self.world_size == self.rank
+
+    def global_rows(self, local: torch.Tensor) -> torch.Tensor:
+        """Rows of the whole corpus for rows of this process's slice (any shape of int64)."""
+        return local * self.world_size + self.rank
 
     def gather_hits(self, scores: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Every process's hits for the same queries, side by side.
