@@ -31,7 +31,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from train_throughput import StepTimes
+from train_throughput import StepTimes, timed_trainer
 
 BATCH, GROUP, QUERY_LENGTH, PASSAGE_LENGTH = 8, 4, 32, 128
 LORA = {
@@ -87,7 +87,6 @@ def peak_memory_mb(accelerator: str) -> float:
 
 def one_run(name: str, model: str, dtype: str | None, steps: int, accelerator: str, queue) -> None:
     import lightning
-    from lightning import Trainer
 
     from sycl.config import repo_root
     from sycl.data.datamodule import MultiLevelDataModule
@@ -119,19 +118,7 @@ def one_run(name: str, model: str, dtype: str | None, steps: int, accelerator: s
     datamodule = MultiLevelDataModule(
         [source], group_size=GROUP, batch_size=BATCH, selection="most_relevant", tokenization=encoder.tokenization
     )
-    trainer = Trainer(
-        accelerator=accelerator,
-        devices=1,
-        max_steps=steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[times.callback()],
-        use_distributed_sampler=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-    )
+    trainer = timed_trainer(times, steps, accelerator)
     if accelerator == "gpu":
         encoder.cuda()
         torch.cuda.reset_peak_memory_stats()

@@ -91,7 +91,6 @@ def demo_lists():
 
 def run_sycl(options: dict, steps: int, accelerator: str) -> list[float]:
     import lightning
-    from lightning import Trainer
 
     from sycl.config import bundled_minilm_path, repo_root
     from sycl.data.datamodule import MultiLevelDataModule
@@ -128,10 +127,20 @@ def run_sycl(options: dict, steps: int, accelerator: str) -> list[float]:
         num_workers=options.get("num_workers", 0),
         tokenization=encoder.tokenization,
     )
-    trainer = Trainer(
+    precision = "bf16-mixed" if options.get("precision") == "bf16" else "32-true"
+    timed_trainer(times, steps, accelerator, precision).fit(module, datamodule=datamodule)
+    return times.seconds
+
+
+def timed_trainer(times: StepTimes, steps: int, accelerator: str, precision: str = "32-true"):
+    """A one-device Trainer that trains ``steps`` steps with ``times`` timing each, and nothing else (no logger,
+    checkpoint, progress bar or validation)."""
+    from lightning import Trainer
+
+    return Trainer(
         accelerator=accelerator,
         devices=1,
-        precision="bf16-mixed" if options.get("precision") == "bf16" else "32-true",
+        precision=precision,
         max_steps=steps,
         logger=False,
         enable_checkpointing=False,
@@ -142,8 +151,6 @@ def run_sycl(options: dict, steps: int, accelerator: str) -> list[float]:
         num_sanity_val_steps=0,
         limit_val_batches=0,
     )
-    trainer.fit(module, datamodule=datamodule)
-    return times.seconds
 
 
 def run_sentence_transformers(options: dict, steps: int, accelerator: str) -> list[float]:
