@@ -197,3 +197,14 @@ def test_eval_loads_a_plain_peft_adapter_folder_with_its_own_adapters(tmp_path, 
             theirs = loaded.encode_passages(**loaded.tokenization.passages(PASSAGES))
             ours = encoder.encode_passages(**encoder.tokenization.passages(PASSAGES))
         assert_same_embeddings(theirs, ours, f"eval.py, settings_from_folder={settings_from_folder}")
+
+
+def test_eval_loads_the_lora_groups_base_model_without_fresh_adapters_or_checkpointing(tmp_path, tiny_decoder_path):
+    """Fresh adapters change no embedding; evaluation leaves them (and checkpointing) out, so the base row costs no
+    more than the plain model and shares its cache key with train.py's base row."""
+    overrides = ["model=qwen2_lora", f"model.name_or_path={tiny_decoder_path}", "model.dtype=float32"]
+    evaluated = instantiate(compose_config("eval", tmp_path / "eval", overrides).ranker)
+    assert evaluated.adapter_descriptions() == [None]
+    assert not evaluated.query_model.is_activation_checkpointing
+    trained_group = decoder(tiny_decoder_path, lora=LORA, gradient_checkpointing=True)
+    assert trained_group.adapter_descriptions() != [None] and trained_group.query_model.is_activation_checkpointing

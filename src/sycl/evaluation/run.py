@@ -15,7 +15,6 @@ from sycl.evaluation.sharding import launch
 from sycl.loggers import adopt_csv_columns, finish_wandb, set_library_verbosity
 from sycl.models.checkpoint import encoder_from_checkpoint
 from sycl.models.dual_encoder import SETTINGS_FILE, DualEncoder, EncoderSettings, read_saved_settings
-from sycl.models.lora import is_adapter_folder
 
 log = logging.getLogger(__name__)
 
@@ -67,20 +66,18 @@ def load_encoder(model: DictConfig, ckpt_path: str | None = None, settings_from_
     same group gives the same encoder, settings and embedding-cache key in both. Its settings describe the base
     model it names; a folder exported by train.py carries its own (``sycl_encoder.json``), and with
     ``settings_from_folder`` those win: each setting left as None is read from the folder. A group setting that
-    differs from the folder's is logged, not applied. Such a folder is evaluated as trained, with either value of
-    ``settings_from_folder``: the group's ``lora`` (fresh adapters) is not applied to it. Nor to a LoRA adapter
-    folder (``adapter_config.json``, from train.py or elsewhere), which brings its own and loads its base model.
+    differs from the folder's is logged, not applied. Only training needs the group's ``lora`` (fresh adapters,
+    which change no embedding) and ``gradient_checkpointing``: evaluation loads without them (``evaluation_only``),
+    and a LoRA adapter folder (``adapter_config.json``, from train.py or elsewhere) brings its own adapters.
     """
     if ckpt_path:
         return encoder_from_checkpoint(ckpt_path)
-    exported = (Path(model.name_or_path) / SETTINGS_FILE).is_file()
-    trained = exported or is_adapter_folder(model.name_or_path)  # an adapter from elsewhere brings its own LoRA too
-    if not (settings_from_folder and exported):
-        encoder = instantiate(model, lora=None) if trained else instantiate(model)
+    if not (settings_from_folder and (Path(model.name_or_path) / SETTINGS_FILE).is_file()):
+        encoder = instantiate(model, **evaluation_only())
         warn_if_saved_settings_disagree(model.name_or_path, encoder)
         return encoder
     names = [field.name for field in fields(EncoderSettings)]
-    encoder = instantiate(model, **dict.fromkeys(names, None), lora=None)
+    encoder = instantiate(model, **dict.fromkeys(names, None), **evaluation_only())
     differing = [n for n in names if n in model and model[n] != getattr(encoder.settings, n)]
     if differing:
         log.warning(
@@ -92,6 +89,13 @@ def load_encoder(model: DictConfig, ckpt_path: str | None = None, settings_from_
             ", model.".join(f"{n}={model[n]!r}" for n in differing),
         )
     return encoder
+
+
+def evaluation_only() -> dict:
+    """Options that load a ``model`` group's encoder for evaluation: no fresh LoRA adapters (their B starts at zero,
+    so they change no embedding, only cost memory, time and another cache entry) and no gradient checkpointing.
+    train.py evaluates its base model the same way, so both give one embedding-cache key."""
+    return {"lora": None, "gradient_checkpointing": False}
 
 
 def warn_if_saved_settings_disagree(name_or_path: str, encoder: DualEncoder) -> None:

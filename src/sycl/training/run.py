@@ -12,7 +12,7 @@ from sycl.evaluation.benchmark import dataset_specs, evaluate_datasets, load_qre
 from sycl.evaluation.evaluator import EvaluationSettings
 from sycl.evaluation.metrics import per_query_metric
 from sycl.evaluation.reports import write_comparison
-from sycl.evaluation.run import log_to_loggers
+from sycl.evaluation.run import evaluation_only, log_to_loggers
 from sycl.evaluation.significance import paired_test
 from sycl.loggers import finish_wandb, set_library_verbosity
 from sycl.models.dual_encoder import DualEncoder
@@ -116,7 +116,7 @@ def evaluate_trained_and_base(cfg: DictConfig, export_dir: Path, loggers: list) 
         model_label=f"trained model {export_dir}",
     )
     base, base_runs = evaluate_datasets(
-        instantiate(cfg.model),
+        instantiate(cfg.model, **evaluation_only()),
         specs,
         settings,
         cfg.paths.beir_dir,
