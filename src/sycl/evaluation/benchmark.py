@@ -112,7 +112,8 @@ def evaluate_datasets(
     checks: dict[str, dict] = {}
     for spec in specs:
         try:
-            split = load_split(spec, beir_dir, download, keep_text=shards.owns if shards else None)
+            keep_text = shards.owns if shards else None
+            split = load_split(spec, beir_dir, download, keep_text, progress=settings.progress and main)
             (log.info if main else log.debug)(
                 "evaluating %s on %s (%s split: %d queries, %d passages)",
                 model_label,

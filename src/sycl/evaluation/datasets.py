@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from huggingface_hub import parse_hf_uri
+from tqdm.auto import tqdm
 
 from sycl import hub
 from sycl.data.beir_files import iter_corpus, iter_qrels, read_queries
@@ -178,14 +179,19 @@ def resolve_folder(path: str, beir_dir: str | Path, download: bool = True) -> Pa
 
 
 def load_split(
-    spec: DatasetSpec, beir_dir: str | Path, download: bool = True, keep_text: Callable[[int], bool] | None = None
+    spec: DatasetSpec,
+    beir_dir: str | Path,
+    download: bool = True,
+    keep_text: Callable[[int], bool] | None = None,
+    progress: bool = False,
 ) -> RetrievalSplit:
     """Read one split and score it as trec_eval scores the qrels as given; count and log what does not resolve.
 
     The files are found by ``split_files``: the spec's own, those of its ``hf://`` folder, or its local folder's
     (``sycl.data.layout``, in any layout the readers know). ``download=False`` downloads nothing. The corpus texts
     stay on disk (``OffsetTexts``); with ``keep_text(row)``, only those of the rows it accepts (and of passages
-    whose id is a judged query's) are kept, e.g. a sharded evaluation process's slice.
+    whose id is a judged query's) are kept, e.g. a sharded evaluation process's slice. ``progress`` shows a bar
+    while the corpus is read (MS MARCO's 8.8M passages take about a minute).
 
     - A judged query with no text in the queries file cannot be retrieved: it is left out of the run, which
       trec_eval then skips (as pytrec_eval on the run file does).
@@ -211,7 +217,8 @@ def load_split(
     # Texts on disk, read by offset: a split of MS MARCO's 8.8M passages holds their ids, not their 3 GB of text.
     # A sharded process keeps its slice's texts, and those of passages that are queries too (the self-hit rule).
     keep = (lambda row, passage_id: keep_text(row) or passage_id in queries) if keep_text else None
-    corpus = OffsetTexts.from_pairs(iter_corpus(files.corpus), keep=keep)
+    passages = tqdm(iter_corpus(files.corpus), desc=f"read {spec.label} corpus", unit=" passages", disable=not progress)
+    corpus = OffsetTexts.from_pairs(passages, keep=keep)
     without_text = [query_id for query_id in qrels if query_id not in queries]
     unknown = [(q, d) for q, judged in qrels.items() for d in judged if d not in corpus]
     checks = {
