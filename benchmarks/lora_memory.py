@@ -31,7 +31,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from train_throughput import StepTimes, timed_trainer
+from train_throughput import StepTimes, demo_source, timed_trainer
 
 BATCH, GROUP, QUERY_LENGTH, PASSAGE_LENGTH = 8, 4, 32, 128
 LORA = {
@@ -88,7 +88,6 @@ def peak_memory_mb(accelerator: str) -> float:
 def one_run(name: str, model: str, dtype: str | None, steps: int, accelerator: str, queue) -> None:
     import lightning
 
-    from sycl.config import repo_root
     from sycl.data.datamodule import MultiLevelDataModule
     from sycl.losses import InfoNCELoss
     from sycl.models import DualEncoder
@@ -109,14 +108,12 @@ def one_run(name: str, model: str, dtype: str | None, steps: int, accelerator: s
         **VARIANTS[name],
     )
     module = RetrieverModule(encoder, InfoNCELoss(temperature=0.05), lr=1e-4)
-    folder = f"{repo_root()}/data/demo/synthetic"
-    source = {
-        "corpus": f"{folder}/corpus.jsonl",
-        "queries": f"{folder}/queries.jsonl",
-        "qrels": f"{folder}/qrels/train.tsv",
-    }
     datamodule = MultiLevelDataModule(
-        [source], group_size=GROUP, batch_size=BATCH, selection="most_relevant", tokenization=encoder.tokenization
+        [demo_source()],
+        group_size=GROUP,
+        batch_size=BATCH,
+        selection="most_relevant",
+        tokenization=encoder.tokenization,
     )
     trainer = timed_trainer(times, steps, accelerator)
     if accelerator == "gpu":

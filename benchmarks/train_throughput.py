@@ -77,13 +77,23 @@ class StepTimes:
         return Timer()
 
 
-def demo_lists():
+def demo_source() -> dict:
+    """The demo's synthetic lists as a ``MultiLevelDataModule`` source."""
     from sycl.config import repo_root
-    from sycl.data.beir_files import read_corpus, read_qrels, read_queries
 
     folder = f"{repo_root()}/data/demo/synthetic"
-    queries, corpus = read_queries(f"{folder}/queries.jsonl"), read_corpus(f"{folder}/corpus.jsonl")
-    qrels = read_qrels(f"{folder}/qrels/train.tsv")
+    return {
+        "corpus": f"{folder}/corpus.jsonl",
+        "queries": f"{folder}/queries.jsonl",
+        "qrels": f"{folder}/qrels/train.tsv",
+    }
+
+
+def demo_lists():
+    from sycl.data.beir_files import read_corpus, read_qrels, read_queries
+
+    source = demo_source()
+    queries, corpus, qrels = read_queries(source["queries"]), read_corpus(source["corpus"]), read_qrels(source["qrels"])
     return [
         (queries[q], [corpus[d] for d, _ in sorted(judged.items(), key=lambda x: -x[1])]) for q, judged in qrels.items()
     ]
@@ -92,7 +102,7 @@ def demo_lists():
 def run_sycl(options: dict, steps: int, accelerator: str) -> list[float]:
     import lightning
 
-    from sycl.config import bundled_minilm_path, repo_root
+    from sycl.config import bundled_minilm_path
     from sycl.data.datamodule import MultiLevelDataModule
     from sycl.losses import InfoNCELoss, WassersteinLoss
     from sycl.models import DualEncoder
@@ -112,14 +122,8 @@ def run_sycl(options: dict, steps: int, accelerator: str) -> list[float]:
         passage_chunk_size=options.get("passage_chunk_size"),
         compile=options.get("compile", False),
     )
-    folder = f"{repo_root()}/data/demo/synthetic"
-    source = {
-        "corpus": f"{folder}/corpus.jsonl",
-        "queries": f"{folder}/queries.jsonl",
-        "qrels": f"{folder}/qrels/train.tsv",
-    }
     datamodule = MultiLevelDataModule(
-        [source],
+        [demo_source()],
         group_size=GROUP,
         batch_size=BATCH,
         selection="most_relevant",

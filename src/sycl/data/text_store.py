@@ -118,9 +118,6 @@ class OffsetTexts(Mapping):
         """A lazy sequence of the texts of ``ids``, with their lengths, for batch-by-batch encoding."""
         return TextSlice(self, self.rows(ids))
 
-    def close(self) -> None:
-        self._spill.close()
-
 
 class TextSlice(Sequence):
     """The texts of some rows of an ``OffsetTexts``, read when indexed; ``lengths`` are in characters, so

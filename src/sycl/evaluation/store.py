@@ -36,8 +36,7 @@ class PartialStore:
         self.folder = folder
         self.dtype = dtype
         remove_abandoned(folder)
-        host = socket.gethostname().replace("-", "_")
-        self.partial = folder.parent / f"{folder.name}.partial-{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.partial = folder.parent / f"{partial_prefix(folder)}{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.partial.mkdir(parents=True)
         self.array: np.memmap | None = None
 
@@ -75,8 +74,7 @@ def remove_abandoned(folder: Path) -> None:
     """Remove the partial folders of ``folder`` left by killed processes of this machine. A partial folder of a
     live process (another run writing the same entry) or of another machine (a shared file system) is left alone.
     """
-    host = socket.gethostname().replace("-", "_")
-    for partial in folder.parent.glob(f"{folder.name}.partial-{host}-*"):
+    for partial in folder.parent.glob(f"{partial_prefix(folder)}*"):
         pid = int(partial.name.split("-")[-2])
         try:
             os.kill(pid, 0)
@@ -84,6 +82,13 @@ def remove_abandoned(folder: Path) -> None:
             shutil.rmtree(partial, ignore_errors=True)
         except PermissionError:  # alive, another user's
             pass
+
+
+def partial_prefix(folder: Path) -> str:
+    """How the partial folders of ``folder`` written on this machine are named: ``<name>.partial-<host>-``, followed
+    by the writer's pid and a random tag (a hostname's dashes become underscores, so the pid is the second-last
+    dash-separated field)."""
+    return f"{folder.name}.partial-{socket.gethostname().replace('-', '_')}-"
 
 
 def open_embeddings(folder: Path) -> torch.Tensor:
